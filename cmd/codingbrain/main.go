@@ -1,0 +1,75 @@
+// Command codingbrain is the Coding Brain memory server and its tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "codingbrain:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errUsage means the usage text was already printed.
+var errUsage = errors.New("usage")
+
+const usage = `codingbrain — a memory server for AI coding assistants
+
+Usage:
+  codingbrain serve [flags]          run the server (REST, MCP, health)
+  codingbrain mcp [flags]            MCP over stdio, for clients that spawn a process
+  codingbrain memory <cmd> [flags]   add, get, list, search, update, delete memories
+  codingbrain token issue [flags]    mint a token signed with the data directory's key
+  codingbrain version                print version information
+
+Run "codingbrain <command> -h" for the flags of a command.
+`
+
+// env is how subcommands see the process environment; tests pass their own.
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// run is the whole program; main only supplies the process's context,
+// arguments, environment and streams.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, e)
+	case "mcp":
+		return runMCP(ctx, rest, e)
+	case "memory":
+		return runMemory(ctx, rest, e)
+	case "token":
+		return runToken(ctx, rest, e)
+	case "version", "--version", "-v":
+		return runVersion(e)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}

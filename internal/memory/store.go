@@ -1,0 +1,120 @@
+package memory
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps memories. Every method takes an Access that the implementation
+// must enforce inside its queries: a row outside Access is never read,
+// counted, changed or returned. Not-found is reported as ErrNotFound, also for
+// rows that exist but are not visible.
+type Store interface {
+	// Create inserts m with a "create" history row in one transaction. If a
+	// live memory with the same OrgID, AccessEntity and ContentHash exists, or
+	// m.IdempotencyKey was already used in the org, it returns that memory
+	// and created=false instead. Reusing an idempotency key for different
+	// content is ErrConflict.
+	Create(ctx context.Context, m Memory, actor string) (stored Memory, created bool, err error)
+
+	// Get returns one visible memory.
+	Get(ctx context.Context, a Access, id string) (Memory, error)
+
+	// Update loads a visible memory, applies change to it and, if change
+	// returns nil, writes it and a history row (action, actor, before, after)
+	// in one transaction. Changing content must keep ContentHash consistent;
+	// a resulting duplicate is ErrConflict.
+	Update(ctx context.Context, a Access, id, actor, action string, change func(*Memory) error) (Memory, error)
+
+	// List returns visible memories matching q, in q.Sort order, and the
+	// cursor of the next page ("" on the last page).
+	List(ctx context.Context, a Access, q ListQuery) ([]Memory, string, error)
+
+	// Search ranks visible memories matching q.Filter by lexical relevance
+	// to q.Text. Filters apply before the limit.
+	Search(ctx context.Context, a Access, q SearchQuery) ([]Hit, error)
+
+	// History returns the history of a visible memory, oldest first.
+	History(ctx context.Context, a Access, id string) ([]HistoryEntry, error)
+
+	// LogAccess appends access-log rows.
+	LogAccess(ctx context.Context, entries []AccessEntry) error
+
+	// Apps lists the apps that wrote visible memories.
+	Apps(ctx context.Context, a Access) ([]AppCount, error)
+
+	// Stats counts visible memories.
+	Stats(ctx context.Context, a Access) (Stats, error)
+
+	// Ping reports whether the store is reachable and its schema current.
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Access is what a caller may see: memories of one org whose access entity is
+// one of Entities or starts with one of Prefixes. Stores turn it into a
+// WHERE clause; it is never applied to results afterwards.
+type Access struct {
+	OrgID    string
+	Entities []string
+	Prefixes []string
+}
+
+// Allows reports whether an access entity is inside a.
+func (a Access) Allows(entity string) bool {
+	for _, e := range a.Entities {
+		if e == entity {
+			return true
+		}
+	}
+	for _, p := range a.Prefixes {
+		if len(entity) > len(p) && entity[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Filter narrows a list or search. Zero fields do not filter. States empty
+// means every state but deleted.
+type Filter struct {
+	Categories    []Category `json:"category,omitempty"`
+	Scopes        []Scope    `json:"scope,omitempty"`
+	States        []State    `json:"state,omitempty"`
+	Entity        string     `json:"entity,omitempty"`
+	ArtifactRef   string     `json:"artifact_ref,omitempty"`
+	Tags          []string   `json:"tags,omitempty"`
+	App           string     `json:"app,omitempty"`
+	AccessEntity  string     `json:"access_entity,omitempty"`
+	CreatedAfter  *time.Time `json:"created_after,omitempty"`
+	CreatedBefore *time.Time `json:"created_before,omitempty"`
+}
+
+// Sort orders of List.
+const (
+	SortCreatedDesc = "-created_at"
+	SortCreatedAsc  = "created_at"
+	SortUpdatedDesc = "-updated_at"
+	SortUpdatedAsc  = "updated_at"
+)
+
+// Sorts lists the allowed sort orders.
+var Sorts = []string{SortCreatedDesc, SortCreatedAsc, SortUpdatedDesc, SortUpdatedAsc}
+
+// ListQuery selects a page of memories. Pages are keyset-paginated on
+// (sort column, id), so they stay stable while memories are inserted.
+type ListQuery struct {
+	Filter Filter
+	Sort   string
+	Limit  int
+	Cursor string
+}
+
+// SearchQuery asks for the memories most relevant to Text.
+type SearchQuery struct {
+	Text   string
+	Filter Filter
+	Limit  int
+}
