@@ -1,0 +1,104 @@
+package httpapi
+
+import (
+	"net/http"
+
+	mcpauth "github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/codingbrain/codingbrain/internal/auth"
+)
+
+// Route is one REST operation: its pattern, the scopes a caller needs, and
+// what the OpenAPI document says about it.
+type Route struct {
+	Method, Path string
+	Scopes       []string
+	Summary      string
+	Request      any // body type, or nil
+	Response     any // 2xx body type
+	Status       int // success status
+	Query        []Param
+	handler      func(*Server, http.ResponseWriter, *http.Request)
+}
+
+// Param is a documented query parameter.
+type Param struct {
+	Name, Type, Description string
+	Repeat                  bool
+}
+
+var listParams = []Param{
+	{Name: "category", Type: "string", Repeat: true, Description: "only these categories"},
+	{Name: "scope", Type: "string", Repeat: true, Description: "only these scopes"},
+	{Name: "state", Type: "string", Repeat: true, Description: "only these states (default: all but deleted)"},
+	{Name: "entity", Type: "string", Description: "exact entity"},
+	{Name: "artifact_ref", Type: "string", Description: "exact artifact reference"},
+	{Name: "tag", Type: "string", Repeat: true, Description: "has this tag key (or key=value)"},
+	{Name: "app", Type: "string", Description: "written through this app"},
+	{Name: "access_entity", Type: "string", Description: "exact access entity"},
+	{Name: "created_after", Type: "string", Description: "RFC 3339 time"},
+	{Name: "created_before", Type: "string", Description: "RFC 3339 time"},
+	{Name: "sort", Type: "string", Description: "-created_at (default), created_at, -updated_at, updated_at"},
+	{Name: "limit", Type: "integer", Description: "page size, 1-200 (default 20)"},
+	{Name: "cursor", Type: "string", Description: "next_cursor of the previous page"},
+}
+
+// Routes is the REST surface: every /api/v1 operation with its scopes. The
+// mux, the OpenAPI document and the scope table in the docs all come from it.
+func Routes() []Route {
+	return []Route{
+		{Method: "POST", Path: "/api/v1/memories", Scopes: []string{auth.ScopeMemoriesWrite}, Status: 201,
+			Summary: "Add a memory (200 with the existing one for a duplicate or a replayed Idempotency-Key)",
+			Request: createRequest{}, Response: memoryResponse{}, handler: (*Server).createMemory},
+		{Method: "GET", Path: "/api/v1/memories", Scopes: []string{auth.ScopeMemoriesRead}, Status: 200,
+			Summary: "List memories with filters and cursor pagination", Query: listParams,
+			Response: pageResponse{}, handler: (*Server).listMemories},
+		{Method: "GET", Path: "/api/v1/memories/{id}", Scopes: []string{auth.ScopeMemoriesRead}, Status: 200,
+			Summary: "Get a memory", Response: memoryResponse{}, handler: (*Server).getMemory},
+		{Method: "PATCH", Path: "/api/v1/memories/{id}", Scopes: []string{auth.ScopeMemoriesWrite}, Status: 200,
+			Summary: "Change fields of a memory", Request: patchRequest{}, Response: memoryResponse{}, handler: (*Server).updateMemory},
+		{Method: "DELETE", Path: "/api/v1/memories/{id}", Scopes: []string{auth.ScopeMemoriesDelete}, Status: 200,
+			Summary: "Delete a memory (soft delete; history is kept)", Response: memoryResponse{}, handler: (*Server).deleteMemory},
+		{Method: "POST", Path: "/api/v1/memories/{id}/state", Scopes: []string{auth.ScopeMemoriesWrite}, Status: 200,
+			Summary: "Pause, archive or restore a memory", Request: stateRequest{}, Response: memoryResponse{}, handler: (*Server).setState},
+		{Method: "GET", Path: "/api/v1/memories/{id}/history", Scopes: []string{auth.ScopeMemoriesRead}, Status: 200,
+			Summary: "The changes of a memory, oldest first", Response: historyResponse{}, handler: (*Server).history},
+		{Method: "POST", Path: "/api/v1/search", Scopes: []string{auth.ScopeSearchRead}, Status: 200,
+			Summary: "Ranked search over visible memories", Request: searchRequest{}, Response: searchResponse{}, handler: (*Server).search},
+		{Method: "GET", Path: "/api/v1/apps", Scopes: []string{auth.ScopeAppsRead}, Status: 200,
+			Summary: "Apps that wrote visible memories", Response: appsResponse{}, handler: (*Server).apps},
+		{Method: "GET", Path: "/api/v1/stats", Scopes: []string{auth.ScopeStatsRead}, Status: 200,
+			Summary: "Counts of visible memories", Response: statsResponse{}, handler: (*Server).stats},
+	}
+}
+
+// routes registers every handler on the mux. Everything under /api/v1 is
+// authenticated and scope-checked; health, metadata and the OpenAPI
+// document are public; /mcp and /sse authenticate themselves.
+func (s *Server) routes() {
+	for _, rt := range Routes() {
+		handle := rt.handler
+		h := s.limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
+		s.mux.Handle(rt.Method+" "+rt.Path, s.authenticate(s.requireScopes(rt.Scopes, h)))
+	}
+	s.mux.HandleFunc("/api/", s.notFound)
+	s.mux.HandleFunc("GET /health/live", s.live)
+	s.mux.HandleFunc("GET /health/ready", s.ready)
+	s.mux.HandleFunc("GET /health/deps", s.deps)
+	s.mux.HandleFunc("GET /openapi.json", s.openapi)
+	if s.opts.Resource != "" {
+		s.mux.Handle("/.well-known/oauth-protected-resource", mcpauth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
+			Resource:               s.opts.Resource,
+			AuthorizationServers:   s.opts.AuthorizationServers,
+			ScopesSupported:        auth.AllScopes,
+			BearerMethodsSupported: []string{"header"},
+		}))
+	}
+	if s.opts.MCP != nil {
+		s.mux.Handle("/mcp", s.opts.MCP)
+	}
+	if s.opts.SSE != nil {
+		s.mux.Handle("/sse", s.opts.SSE)
+	}
+}

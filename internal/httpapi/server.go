@@ -1,0 +1,79 @@
+// Package httpapi is the REST surface of Coding Brain: the /api/v1 routes,
+// health probes, the OpenAPI document, and the middleware every request goes
+// through (request ids, logging, body limits, authentication, scopes). It
+// also mounts the MCP handlers so that one mux serves the whole server.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/memory"
+)
+
+// Options configure the REST server.
+type Options struct {
+	Logger *slog.Logger
+	// Verifier checks bearer tokens. Required unless DevPrincipal is set.
+	Verifier auth.Verifier
+	// DevPrincipal, when set, is used for requests without a token. Only the
+	// explicit development flag on a loopback address sets it.
+	DevPrincipal *auth.Principal
+	// MaxBodyBytes limits request bodies; larger ones get 413.
+	MaxBodyBytes int64
+	// ResourceMetadataURL is announced in WWW-Authenticate on 401.
+	ResourceMetadataURL string
+	// MCP serves /mcp (Streamable HTTP) and SSE the legacy HTTP+SSE
+	// transport at /sse; both may be nil. They authenticate on their own.
+	MCP, SSE http.Handler
+	// Checks are the dependencies probed by /health/ready and /health/deps.
+	Checks []Check
+	// Resource is this server's MCP resource URI, published in the RFC 9728
+	// protected-resource metadata.
+	Resource string
+	// AuthorizationServers are announced in that metadata.
+	AuthorizationServers []string
+	// Version is reported by /health/live.
+	Version string
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+}
+
+// Server is the HTTP handler of the whole API.
+type Server struct {
+	svc      *memory.Service
+	opts     Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	handler  http.Handler
+	draining atomic.Bool
+	health   *healthCache
+}
+
+// New builds the server and its routes.
+func New(svc *memory.Service, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s.health = newHealthCache(opts.Checks, opts.Now)
+	s.routes()
+	s.handler = s.withRequestID(s.withLogging(s.withRecover(s.mux)))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Drain makes /health/ready fail so that load balancers stop sending new
+// work; call it first on shutdown.
+func (s *Server) Drain() { s.draining.Store(true) }
