@@ -1,0 +1,136 @@
+package kv_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/codingbrain/codingbrain/internal/kv"
+	"github.com/codingbrain/codingbrain/internal/redistest"
+)
+
+// contract runs the same checks on every Store. Expiry is checked with short
+// real TTLs on Valkey (whose clock we do not control) and with a fake clock
+// in process.
+func contract(t *testing.T, s kv.Store, advance func(time.Duration)) {
+	ctx := context.Background()
+	t.Run("get set delete", func(t *testing.T) {
+		if _, err := s.Get(ctx, "a"); !errors.Is(err, kv.ErrMiss) {
+			t.Fatalf("get absent: %v", err)
+		}
+		if err := s.Set(ctx, "a", []byte("1"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.Get(ctx, "a"); err != nil || !bytes.Equal(v, []byte("1")) {
+			t.Fatalf("get = %q, %v", v, err)
+		}
+		if err := s.Delete(ctx, "a", "never-set"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "a"); !errors.Is(err, kv.ErrMiss) {
+			t.Fatalf("get deleted: %v", err)
+		}
+	})
+	t.Run("setnx and expiry", func(t *testing.T) {
+		ok, err := s.SetNX(ctx, "jti", []byte("x"), 200*time.Millisecond)
+		if err != nil || !ok {
+			t.Fatalf("first setnx = %v, %v", ok, err)
+		}
+		if ok, _ := s.SetNX(ctx, "jti", []byte("y"), time.Second); ok {
+			t.Fatal("second setnx succeeded: a replay would pass")
+		}
+		advance(300 * time.Millisecond)
+		if ok, _ := s.SetNX(ctx, "jti", []byte("z"), time.Second); !ok {
+			t.Fatal("setnx after expiry failed")
+		}
+	})
+	t.Run("setnx is atomic", func(t *testing.T) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for range 20 {
+			wg.Go(func() {
+				if ok, err := s.SetNX(ctx, "race", []byte("1"), time.Minute); err == nil && ok {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Fatalf("%d concurrent SetNX calls won, want 1", wins)
+		}
+	})
+	t.Run("token bucket", func(t *testing.T) {
+		for i := range 3 {
+			d, err := s.Allow(ctx, "bucket", 5, 3)
+			if err != nil || !d.Allowed {
+				t.Fatalf("request %d refused: %+v %v", i, d, err)
+			}
+		}
+		d, err := s.Allow(ctx, "bucket", 5, 3)
+		if err != nil || d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > 250*time.Millisecond {
+			t.Fatalf("4th request: %+v %v; want refused with retry ≤ 200ms", d, err)
+		}
+		if d, _ := s.Allow(ctx, "other-bucket", 5, 3); !d.Allowed {
+			t.Fatal("an independent bucket was limited")
+		}
+		advance(250 * time.Millisecond)
+		if d, _ := s.Allow(ctx, "bucket", 5, 3); !d.Allowed {
+			t.Fatalf("after refill: %+v", d)
+		}
+	})
+}
+
+func TestMemory(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	contract(t, kv.NewMemory(clock), advance)
+}
+
+func TestValkey(t *testing.T) {
+	srv := redistest.New(t)
+	s, err := kv.NewValkey(srv.URL(), "test:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	contract(t, s, time.Sleep)
+}
+
+// TestValkeyOutage: while the server is down calls fail with ErrUnavailable;
+// once it is back they succeed again without a new client.
+func TestValkeyOutage(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.New(t)
+	s, err := kv.NewValkey(srv.URL(), "test:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Set(ctx, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if _, err := s.SetNX(ctx, "jti", []byte("1"), time.Minute); !errors.Is(err, kv.ErrUnavailable) {
+		t.Fatalf("setnx while down: %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, kv.ErrUnavailable) {
+		t.Fatalf("ping while down: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping after restart: %v", err)
+	}
+	if ok, err := s.SetNX(ctx, "jti", []byte("1"), time.Minute); err != nil || !ok {
+		t.Fatalf("setnx after restart: %v %v", ok, err)
+	}
+}
