@@ -367,7 +367,7 @@ func (s *Service) List(ctx context.Context, q ListQuery, via Via) (Page, error) 
 			return Page{}, err
 		}
 	}
-	if err := validateFilter(q.Filter); err != nil {
+	if err := validateFilter(q.Filter, ""); err != nil {
 		return Page{}, err
 	}
 	ms, next, err := s.store.List(ctx, AccessFor(p), q)
@@ -380,24 +380,26 @@ func (s *Service) List(ctx context.Context, q ListQuery, via Via) (Page, error) 
 	return Page{Memories: ms, NextCursor: next}, nil
 }
 
-func validateFilter(f Filter) error {
+// validateFilter checks the enum filters; prefix is how the caller's
+// request names them ("filters." in a search body, "" in a query string).
+func validateFilter(f Filter, prefix string) error {
 	for _, c := range f.Categories {
-		if err := oneOf("filters.category", c, Categories); err != nil {
+		if err := oneOf(prefix+"category", c, Categories); err != nil {
 			return err
 		}
 	}
 	for _, sc := range f.Scopes {
-		if err := oneOf("filters.scope", sc, Scopes); err != nil {
+		if err := oneOf(prefix+"scope", sc, Scopes); err != nil {
 			return err
 		}
 	}
 	for _, st := range f.States {
-		if err := oneOf("filters.state", st, States); err != nil {
+		if err := oneOf(prefix+"state", st, States); err != nil {
 			return err
 		}
 	}
 	if f.CreatedAfter != nil && f.CreatedBefore != nil && !f.CreatedAfter.Before(*f.CreatedBefore) {
-		return invalid("filters.created_after", "must be before created_before")
+		return invalid(prefix+"created_after", "must be before created_before")
 	}
 	return nil
 }
@@ -422,7 +424,7 @@ func (s *Service) Search(ctx context.Context, q SearchQuery, via Via) ([]Hit, er
 	if q.Limit < 1 || q.Limit > MaxSearchLimit {
 		return nil, invalid("limit", "must be between 1 and %d", MaxSearchLimit)
 	}
-	if err := validateFilter(q.Filter); err != nil {
+	if err := validateFilter(q.Filter, "filters."); err != nil {
 		return nil, err
 	}
 	hits, err := s.store.Search(ctx, AccessFor(p), q)
