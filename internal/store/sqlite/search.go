@@ -1,0 +1,173 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/codingbrain/codingbrain/internal/memory"
+)
+
+// maxQueryTokens bounds the OR query sent to FTS5.
+const maxQueryTokens = 32
+
+// bm25Weights weighs the indexed columns: content, entity, artifact_ref, tags.
+const bm25Weights = "1.0, 1.5, 1.0, 0.5"
+
+// Search ranks visible memories matching q.Filter by relevance to q.Text.
+//
+// The text is split into tokens the way the index tokenizer splits it, and
+// every token is quoted, so no user text is ever read as FTS5 query syntax.
+// A memory matches when it has any of the tokens (common English words are
+// left out when other tokens remain). Memories whose content holds all the
+// tokens as a phrase come first; within each group BM25 orders. Access and
+// filters are conditions of the same statement, applied before the limit.
+//
+// Score is positive and higher is better: for BM25 value b (negative in
+// FTS5), x = -b and score = x/(1+x), plus 1 for a phrase match.
+func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuery) ([]memory.Hit, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = memory.DefaultHitLimit
+	}
+	limit = min(limit, memory.MaxSearchLimit)
+	tokens := queryTokens(q.Text)
+	if len(tokens) == 0 {
+		return []memory.Hit{}, nil
+	}
+	anyMatch := matchAny(tokens)
+
+	var w where
+	w.access(a)
+	w.filter(q.Filter)
+
+	args := []any{anyMatch}
+	exact, phraseCTE := "0", ""
+	if len(tokens) > 1 {
+		phraseCTE = `, phrase AS MATERIALIZED (
+			SELECT rowid AS seq FROM memories_fts WHERE memories_fts MATCH ?)`
+		exact = "m.seq IN phrase"
+		args = append(args, matchPhrase(tokens))
+	}
+	args = append(args, w.args...)
+	args = append(args, limit)
+
+	// hits holds every lexical match with its BM25 value; top keeps the best
+	// visible, filtered ones; the outer select reads only those rows fully.
+	query := `WITH hits AS MATERIALIZED (
+			SELECT rowid AS seq, bm25(memories_fts, ` + bm25Weights + `) AS rank
+			FROM memories_fts WHERE memories_fts MATCH ?)` + phraseCTE + `,
+		top AS (
+			SELECT m.seq, h.rank, ` + exact + ` AS exact
+			FROM hits h CROSS JOIN memories m ON m.seq = h.seq
+			WHERE ` + w.String() + `
+			ORDER BY exact DESC, h.rank, m.id
+			LIMIT ?)
+		SELECT ` + memoryColumns + `, t.rank, t.exact
+		FROM top t CROSS JOIN memories m ON m.seq = t.seq
+		ORDER BY t.exact DESC, t.rank, m.id`
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search memories: %w", err)
+	}
+	defer rows.Close()
+	hits := make([]memory.Hit, 0, limit)
+	for rows.Next() {
+		var rank float64
+		var phrase bool
+		m, err := scanMemory(rows, &rank, &phrase)
+		if err != nil {
+			return nil, fmt.Errorf("search memories: %w", err)
+		}
+		hits = append(hits, memory.Hit{Memory: m, Score: score(rank, phrase)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search memories: %w", err)
+	}
+	return hits, nil
+}
+
+// score maps an FTS5 bm25() value (lower is better, normally negative) and a
+// phrase match to a positive score where higher is better and every phrase
+// match scores above every other hit.
+func score(rank float64, phrase bool) float64 {
+	x := max(-rank, 0)
+	s := x / (1 + x)
+	if s == 0 {
+		s = 1e-9 // a match always scores above zero
+	}
+	if phrase {
+		s++
+	}
+	return s
+}
+
+// queryTokens splits text into lower-case tokens as FTS5's unicode61
+// tokenizer does: runs of letters, numbers and private-use characters.
+func queryTokens(text string) []string {
+	fields := strings.FieldsFunc(text, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Co, r)
+	})
+	if len(fields) > 4*maxQueryTokens {
+		fields = fields[:4*maxQueryTokens]
+	}
+	for i, f := range fields {
+		fields[i] = strings.ToLower(f)
+	}
+	return fields
+}
+
+// matchAny builds an FTS5 query matching any of the tokens, each quoted,
+// leaving out stop words when other tokens remain.
+func matchAny(tokens []string) string {
+	seen := map[string]bool{}
+	var keep, stop []string
+	for _, t := range tokens {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		if stopWords[t] {
+			stop = append(stop, t)
+		} else {
+			keep = append(keep, t)
+		}
+	}
+	if len(keep) == 0 {
+		keep = stop
+	}
+	if len(keep) > maxQueryTokens {
+		keep = keep[:maxQueryTokens]
+	}
+	quoted := make([]string, len(keep))
+	for i, t := range keep {
+		quoted[i] = `"` + t + `"`
+	}
+	return strings.Join(quoted, " OR ")
+}
+
+// matchPhrase builds an FTS5 query matching content that holds every token
+// in order, next to each other.
+func matchPhrase(tokens []string) string {
+	if len(tokens) > maxQueryTokens {
+		tokens = tokens[:maxQueryTokens]
+	}
+	return `content : "` + strings.Join(tokens, " ") + `"`
+}
+
+// stopWords are English words too common to select memories by; they still
+// count inside a phrase.
+var stopWords = map[string]bool{
+	"a": true, "about": true, "after": true, "all": true, "also": true, "an": true, "and": true,
+	"any": true, "are": true, "as": true, "at": true, "be": true, "been": true, "before": true,
+	"but": true, "by": true, "can": true, "could": true, "did": true, "do": true, "does": true,
+	"for": true, "from": true, "had": true, "has": true, "have": true, "how": true, "i": true,
+	"if": true, "in": true, "into": true, "is": true, "it": true, "its": true, "me": true,
+	"my": true, "no": true, "not": true, "of": true, "on": true, "or": true, "our": true,
+	"should": true, "so": true, "some": true, "than": true, "that": true, "the": true,
+	"their": true, "them": true, "then": true, "there": true, "these": true, "they": true,
+	"this": true, "to": true, "us": true, "was": true, "we": true, "were": true, "what": true,
+	"when": true, "where": true, "which": true, "while": true, "who": true, "why": true,
+	"will": true, "with": true, "would": true, "you": true, "your": true,
+}

@@ -1,0 +1,150 @@
+// Package sqlite is the embedded memory.Store: one SQLite file (pure-Go
+// driver modernc.org/sqlite) holding memories, their history, the access log
+// and an FTS5 lexical index, with schema migrations embedded in the binary.
+//
+// The store keeps two connection pools on the same file. Writes go through a
+// pool of exactly one connection whose transactions begin IMMEDIATE, so
+// writers in this process queue in Go instead of failing with SQLITE_BUSY, and
+// a writer in another process waits on busy_timeout. Reads use a separate pool
+// of read-only connections; in WAL mode they never wait for the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"runtime"
+
+	"github.com/codingbrain/codingbrain/internal/memory"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// busyTimeoutMS is how long a connection waits for a lock held by another
+// process before giving up.
+const busyTimeoutMS = 10_000
+
+// Store is a memory.Store on one SQLite database file.
+type Store struct {
+	path string
+	w    *sql.DB // one connection: every write transaction
+	r    *sql.DB // read-only connections
+}
+
+var _ memory.Store = (*Store)(nil)
+
+// Option changes how Open prepares a store.
+type Option func(*options)
+
+type options struct {
+	migrate bool
+}
+
+// WithoutMigrate opens the store without applying pending migrations, for
+// commands that only report the schema (migrate status). Ping reports a
+// schema that is behind as memory.ErrUnavailable.
+func WithoutMigrate() Option { return func(o *options) { o.migrate = false } }
+
+// Open opens (creating if needed) the database file at path in WAL mode with
+// foreign keys on, synchronous=NORMAL and a busy timeout, and applies pending
+// migrations unless WithoutMigrate is given. In-memory databases are not
+// supported: the store needs two pools on one file.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o := options{migrate: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("open sqlite: %q is not a file path", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s := &Store{path: abs}
+	if s.w, err = sql.Open("sqlite", dsn(abs, false)); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	// The writer connection creates the file and switches it to WAL before
+	// any reader opens it.
+	if err := s.w.PingContext(ctx); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if s.r, err = sql.Open("sqlite", dsn(abs, true)); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	if o.migrate {
+		if _, err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// dsn builds the driver's connection string: a file: URI (so any character in
+// the path is safe) with the connection settings as query parameters.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMS))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_foreign_keys", "1")
+	q.Set("_synchronous", "NORMAL")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Path is the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// Ping checks that the database answers and that its schema is not behind
+// this binary's migrations. A newer schema is accepted: migrations are
+// written expand-then-contract, so an older binary keeps working on it.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping sqlite: %w: %w", memory.ErrUnavailable, err)
+	}
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("ping sqlite: %w: %w", memory.ErrUnavailable, err)
+	}
+	if latest := latestVersion(); v < latest {
+		return fmt.Errorf("ping sqlite: schema version %d is behind %d; run migrate up: %w", v, latest, memory.ErrUnavailable)
+	}
+	return nil
+}
+
+// Close runs PRAGMA optimize (keeps planner statistics fresh) and closes
+// both pools.
+func (s *Store) Close() error {
+	var errs []error
+	if s.w != nil {
+		_, _ = s.w.Exec("PRAGMA optimize")
+		errs = append(errs, s.w.Close())
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sqlite: %w", err)
+	}
+	return nil
+}
