@@ -1,0 +1,287 @@
+// Package mcpserver serves Coding Brain's memories to AI coding assistants
+// over the Model Context Protocol. The tools are thin typed adapters over
+// memory.Service: the same validation, authorization and history as REST.
+//
+// Transports and paths (the HTTP ones are mounted by internal/httpapi):
+//
+//   - /mcp, Handler: Streamable HTTP for both protocol eras on one path.
+//     Requests at protocol 2026-07-28 or later (Mcp-Protocol-Version header,
+//     or the _meta protocol version when the header is absent) are served
+//     statelessly; initialize, requests carrying Mcp-Session-Id and requests
+//     of older revisions (2025-11-25 and before) go to a sessionful handler
+//     that issues Mcp-Session-Id and binds each session to the principal that
+//     opened it.
+//   - /sse, SSEHandler: the legacy HTTP+SSE transport (2024-11-05). GET /sse
+//     opens the event stream; its first event ("endpoint") names the message
+//     endpoint, /sse?sessionid=ID, where the client POSTs its messages. The
+//     session is bound to the principal of the GET.
+//   - stdio, ServeStdio: one session for a fixed principal, for clients that
+//     spawn `codingbrain mcp`.
+//
+// Every HTTP request needs a bearer token (or, in explicit development mode
+// on loopback, acts as a fixed principal). Each tool names the scopes it needs
+// in toolScopes and checks them before it calls the service; failures come
+// back as tool results with isError set and a message a model can act on.
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/memory"
+)
+
+// Options configure a Server. Zero values take defaults.
+type Options struct {
+	// Logger receives transport and internal errors; nothing by default.
+	Logger *slog.Logger
+	// Verifier verifies bearer tokens on the HTTP transports. Without one,
+	// every token is rejected.
+	Verifier auth.Verifier
+	// DevPrincipal, when non-nil (explicit --insecure-dev-no-auth on
+	// loopback), is the principal of HTTP requests that carry no token.
+	DevPrincipal *auth.Principal
+	// ResourceMetadataURL is announced as resource_metadata in the
+	// WWW-Authenticate header of a 401 (RFC 9728).
+	ResourceMetadataURL string
+	// Version is reported as the server's version to clients.
+	Version string
+	// MaxBodyBytes limits HTTP request bodies; larger ones get 413.
+	// Zero means mcp.DefaultMaxRequestBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Server is the MCP server of Coding Brain. It is safe for concurrent use.
+type Server struct {
+	svc       *memory.Service
+	opts      Options
+	log       *slog.Logger
+	mcp       *mcp.Server
+	stateful  *mcp.StreamableHTTPHandler
+	stateless *mcp.StreamableHTTPHandler
+	sse       *sseHandler
+}
+
+// New returns a Server whose tools call svc.
+func New(svc *memory.Service, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = mcp.DefaultMaxRequestBodyBytes
+	}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger}
+	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "codingbrain", Title: "Coding Brain", Version: opts.Version},
+		&mcp.ServerOptions{Instructions: instructions, Logger: opts.Logger})
+	s.addTools()
+
+	get := func(*http.Request) *mcp.Server { return s.mcp }
+	s.stateful = mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{
+		Logger: opts.Logger, MaxRequestBodyBytes: opts.MaxBodyBytes, SessionTimeout: 30 * time.Minute,
+	})
+	s.stateless = mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{
+		Stateless: true, Logger: opts.Logger, MaxRequestBodyBytes: opts.MaxBodyBytes,
+	})
+	s.sse = &sseHandler{server: s.mcp, log: opts.Logger, maxBody: opts.MaxBodyBytes, sessions: map[string]*sseSession{}}
+	return s
+}
+
+const instructions = `Coding Brain is the team's long-term memory for software work: decisions, conventions, architecture, dependencies, workflows, runbooks.
+Search it (search_memory) before answering questions about this codebase or making a design choice; add what you learn that others will need later (add_memories) — one self-contained fact per memory, with category, entity and evidence when you have them.`
+
+// Handler serves Streamable HTTP at /mcp for both protocol eras: sessionful
+// (2025-11-25 and earlier) and stateless (2026-07-28 and later).
+func (s *Server) Handler() http.Handler {
+	return s.authenticate(http.HandlerFunc(s.dispatch))
+}
+
+// SSEHandler serves the legacy HTTP+SSE transport (2024-11-05) at /sse: GET
+// opens the event stream, POST /sse?sessionid=ID delivers messages.
+func (s *Server) SSEHandler() http.Handler {
+	return s.authenticate(s.sse)
+}
+
+// ServeStdio serves one MCP session over in and out as principal p until in
+// reaches EOF or ctx is done. A cancelled ctx is not an error.
+func (s *Server) ServeStdio(ctx context.Context, p auth.Principal, in io.Reader, out io.Writer) error {
+	rc, ok := in.(io.ReadCloser)
+	if !ok {
+		rc = io.NopCloser(in)
+	}
+	t := &mcp.IOTransport{Reader: rc, Writer: nopWriteCloser{out}}
+	err := s.mcp.Run(auth.WithPrincipal(ctx, p), t)
+	if err != nil && (ctx.Err() != nil || errors.Is(err, io.EOF)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve mcp over stdio: %w", err)
+	}
+	return nil
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// The first protocol revision without sessions or initialize. Revisions are
+// dates, so they compare as strings.
+const statelessEra = "2026-07-28"
+
+// dispatch sends a Streamable HTTP request to the stateless or the
+// sessionful SDK handler. The SDK accepts 2026-07-28 requests only on a
+// stateless handler, and sessions (2025-11-25) only on a stateful one.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Mcp-Session-Id") != "" || r.Method != http.MethodPost {
+		// GET (standalone stream) and DELETE (end session) exist only with
+		// sessions; without a session id the stateful handler explains.
+		s.serveStateful(w, r)
+		return
+	}
+	version := r.Header.Get("Mcp-Protocol-Version")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			http.Error(w, fmt.Sprintf("request body exceeds %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "failed to read body", http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	method, metaVersion := peek(body)
+	if version == "" {
+		version = metaVersion
+	}
+	if method != "initialize" && version >= statelessEra {
+		s.stateless.ServeHTTP(w, r)
+		return
+	}
+	s.serveStateful(w, r)
+}
+
+// serveStateful serves r on the sessionful handler and logs a rejected
+// attempt to use another principal's session.
+func (s *Server) serveStateful(w http.ResponseWriter, r *http.Request) {
+	sid := r.Header.Get("Mcp-Session-Id")
+	if sid == "" {
+		s.stateful.ServeHTTP(w, r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	s.stateful.ServeHTTP(sw, r)
+	if sw.status == http.StatusForbidden {
+		s.log.WarnContext(r.Context(), "mcp session used by another principal", "user", userID(r.Context()), "remote", r.RemoteAddr)
+	}
+}
+
+// peek reads the JSON-RPC method and the 2026-07-28 _meta protocol version
+// of a single (non-batch) message; it returns zero values for anything else.
+func peek(body []byte) (method, version string) {
+	var msg struct {
+		Method string `json:"method"`
+		Params struct {
+			Meta map[string]any `json:"_meta"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil {
+		return "", ""
+	}
+	version, _ = msg.Params.Meta[mcp.MetaKeyProtocolVersion].(string)
+	return msg.Method, version
+}
+
+// statusWriter remembers the status code; Unwrap keeps flushing working
+// through http.ResponseController.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type devRequestKey struct{}
+
+// authenticate requires a bearer token, verified by the configured
+// Verifier. In development mode a request without a token is marked in its
+// context (which no client can do) and gets the development principal.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	require := sdkauth.RequireBearerToken(s.verifyToken, &sdkauth.RequireBearerTokenOptions{
+		ResourceMetadataURL: s.opts.ResourceMetadataURL,
+		// auth.Verifier already checks exp (with leeway) and returns no
+		// expiry; an expired token never gets here.
+		AllowMissingExpiration: true,
+	})(next)
+	if s.opts.DevPrincipal == nil {
+		return require
+	}
+	dev := *s.opts.DevPrincipal
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			r = r.WithContext(context.WithValue(r.Context(), devRequestKey{}, dev))
+			r.Header.Set("Authorization", "Bearer insecure-dev-no-auth")
+		}
+		require.ServeHTTP(w, r)
+	})
+}
+
+// verifyToken adapts auth.Verifier to the SDK. The reason a token failed is
+// logged, not shown to the caller.
+func (s *Server) verifyToken(ctx context.Context, token string, r *http.Request) (*sdkauth.TokenInfo, error) {
+	if p, ok := r.Context().Value(devRequestKey{}).(auth.Principal); ok {
+		return tokenInfo(p), nil
+	}
+	if s.opts.Verifier == nil {
+		return nil, fmt.Errorf("%w: no token verifier configured", sdkauth.ErrInvalidToken)
+	}
+	p, err := s.opts.Verifier.Verify(ctx, token)
+	if err != nil {
+		s.log.InfoContext(ctx, "mcp token rejected", "err", err, "remote", r.RemoteAddr)
+		if errors.Is(err, auth.ErrInvalidToken) {
+			return nil, sdkauth.ErrInvalidToken
+		}
+		return nil, errors.New("token verification unavailable")
+	}
+	return tokenInfo(p), nil
+}
+
+// tokenInfo describes p to the SDK. UserID binds sessions to the principal:
+// the SDK answers 403 when another principal's token uses the session.
+func tokenInfo(p auth.Principal) *sdkauth.TokenInfo {
+	return &sdkauth.TokenInfo{
+		Scopes: p.Scopes,
+		UserID: p.OrgID + "/" + p.Subject,
+		Extra:  map[string]any{principalExtra: p},
+	}
+}
+
+const principalExtra = "principal"
+
+func userID(ctx context.Context) string {
+	if ti := sdkauth.TokenInfoFromContext(ctx); ti != nil {
+		return ti.UserID
+	}
+	return ""
+}
