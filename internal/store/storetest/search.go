@@ -170,3 +170,30 @@ func testSearchSyntax(t *testing.T, e *env) {
 		t.Errorf("memory changed after hostile queries: %q", got.Content)
 	}
 }
+
+// testSearchFollowsUpdates checks that the lexical index changes with the
+// content in the same write.
+func testSearchFollowsUpdates(t *testing.T, e *env) {
+	m := e.add(alice, memory.Input{Content: "the cache uses memcached", Entity: "cache"})
+	if _, err := e.svc.Update(e.as(alice), m.ID, memory.Patch{Content: ptr("the cache uses valkey"), Entity: ptr("kv")}); err != nil {
+		t.Fatal(err)
+	}
+	if hits := e.search(alice, memory.SearchQuery{Text: "memcached"}); len(hits) != 0 {
+		t.Errorf("search for the old word found %d hits", len(hits))
+	}
+	hits := e.search(alice, memory.SearchQuery{Text: "valkey"})
+	if len(hits) != 1 || hits[0].Memory.ID != m.ID || hits[0].Memory.Content != "the cache uses valkey" {
+		t.Errorf("search for the new word: %+v", hits)
+	}
+	// State changes keep the memory findable with a state filter.
+	if _, err := e.svc.Transition(e.as(alice), m.ID, memory.ActionArchive); err != nil {
+		t.Fatal(err)
+	}
+	if hits := e.search(alice, memory.SearchQuery{Text: "valkey"}); len(hits) != 1 {
+		t.Errorf("archived memory: %d hits without a state filter, want 1 (only deleted is hidden)", len(hits))
+	}
+	archived := memory.Filter{States: []memory.State{memory.StateArchived}}
+	if hits := e.search(alice, memory.SearchQuery{Text: "valkey", Filter: archived}); len(hits) != 1 {
+		t.Errorf("archived memory: %d hits with state=archived, want 1", len(hits))
+	}
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) memory.Store) {
 		{"SearchRanking", testSearchRanking},
 		{"SearchFiltersBeforeLimit", testSearchFiltersBeforeLimit},
 		{"SearchSyntaxSafety", testSearchSyntax},
+		{"SearchFollowsUpdates", testSearchFollowsUpdates},
 		{"TenantIsolation", testTenantIsolation},
 		{"Grants", testGrants},
 		{"AccessLog", testAccessLog},
