@@ -3,6 +3,131 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/config"
+	"github.com/codingbrain/codingbrain/internal/httpapi"
+	"github.com/codingbrain/codingbrain/internal/mcpserver"
+	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 )
 
-func runServe(ctx context.Context, args []string, e env) error { return errors.New("serve: not yet") }
+// adminTokenTTL is the lifetime of the token printed on first start.
+const adminTokenTTL = 365 * 24 * time.Hour
+
+// dbFile is the SQLite database inside the data directory.
+const dbFile = "codingbrain.db"
+
+// runServe wires the server top to bottom — config, logger, store, auth,
+// service, REST and MCP handlers, HTTP server — and stops it in reverse
+// order when ctx ends.
+func runServe(ctx context.Context, args []string, e env) error {
+	cfg, err := config.Load(args, e.getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := newLogger(cfg, e)
+	v, _, _ := buildInfo()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+
+	key, created, err := auth.LoadOrCreateKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	tokens := auth.NewHS256(key, cfg.Issuer, cfg.Audience, nil)
+	if created {
+		admin := auth.Principal{Subject: "admin", OrgID: "local", Scopes: auth.AllScopes, Grants: []string{"org:local"}}
+		t, err := tokens.Issue(admin, adminTokenTTL)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "First start: created a signing key in %s.\nadmin token: %s\n"+
+			"It is shown once and valid for a year; mint others with `codingbrain token issue --data-dir %s`.\n",
+			cfg.DataDir, t, cfg.DataDir)
+	}
+
+	var dev *auth.Principal
+	if cfg.InsecureNoAuth {
+		dev = &auth.Principal{Subject: "dev", OrgID: "local", Scopes: auth.AllScopes, Grants: []string{"org:local"}, App: "dev"}
+		log.Warn("serving WITHOUT authentication (--insecure-dev-no-auth); loopback only, never in production", "addr", cfg.Addr)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+	resourceMetadata := publicURL + "/.well-known/oauth-protected-resource"
+
+	svc := memory.NewService(store, memory.Options{})
+	mcp := mcpserver.New(svc, mcpserver.Options{
+		Logger: log, Verifier: tokens, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
+		Version: v, MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+	api := httpapi.New(svc, httpapi.Options{
+		Logger: log, Verifier: tokens, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
+		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(),
+		Checks:   []httpapi.Check{{Name: "store", Critical: true, Probe: store.Ping}},
+		Version:  v,
+		Resource: publicURL + "/mcp",
+	})
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "version", v)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Readiness fails first so load balancers stop sending work, then
+	// in-flight requests drain until the deadline.
+	log.Info("shutting down", "wait", cfg.ShutdownWait.String())
+	api.Drain()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown deadline passed; closing remaining connections", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(cfg config.Config, e env) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(e.stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(e.stderr, opts))
+}
