@@ -1,0 +1,160 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/codingbrain/codingbrain/internal/memory"
+)
+
+// maxQueryTokens bounds the words of a query that are searched for.
+const maxQueryTokens = 32
+
+// rankWeights weighs the lexeme classes for ts_rank_cd, in the order
+// {D, C, B, A}: tags, artifact ref, content, entity — the same proportions
+// as the embedded store's BM25 weights (0.5, 1, 1, 1.5).
+const rankWeights = `'{0.333, 0.667, 0.667, 1.0}'`
+
+// Search ranks visible memories matching q.Filter by relevance to q.Text.
+//
+// The text is split into words (runs of letters and digits); each word goes
+// to plainto_tsquery on its own, as a parameter, and the results are ORed,
+// so no user text is ever read as tsquery syntax. A memory matches when it
+// has any of the words (common English words are left out when other words
+// remain). Memories whose content holds all the words as a phrase (stemmed,
+// in order, ignoring case and punctuation) come first; within each group
+// ts_rank_cd orders. Access and filters are conditions of the same
+// statement, applied before the limit.
+//
+// Score is positive and higher is better: for rank r, score = r/(1+r),
+// plus 1 for a phrase match.
+func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuery) ([]memory.Hit, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = memory.DefaultHitLimit
+	}
+	limit = min(limit, memory.MaxSearchLimit)
+	tokens := queryTokens(q.Text)
+	words := matchWords(tokens)
+	if len(words) == 0 {
+		return []memory.Hit{}, nil
+	}
+
+	var w where
+	parts := make([]string, len(words))
+	for i, t := range words {
+		parts[i] = "plainto_tsquery('english', " + w.arg(t) + ")"
+	}
+	match := "(" + strings.Join(parts, " || ") + ")"
+	exact := "false"
+	if len(tokens) > 1 {
+		phrase := "phraseto_tsquery('english', " + w.arg(strings.Join(tokens[:min(len(tokens), maxQueryTokens)], " ")) + ")"
+		// The cheap test on the whole vector first; then on the content's
+		// lexemes (weight B) alone.
+		exact = "(m.lexemes @@ " + phrase + " AND ts_filter(m.lexemes, '{b}') @@ " + phrase + ")"
+	}
+	w.add("m.lexemes @@ " + match)
+	w.access(a)
+	w.filter(q.Filter)
+
+	// top ranks every visible, filtered match and keeps the best; the outer
+	// select reads only those rows in full.
+	query := `WITH top AS (
+			SELECT m.org_id, m.id, ts_rank_cd(` + rankWeights + `, m.lexemes, ` + match + `) AS rank, ` + exact + ` AS exact
+			FROM memories m
+			WHERE ` + w.String() + `
+			ORDER BY exact DESC, rank DESC, m.id
+			LIMIT ` + w.arg(limit) + `)
+		SELECT ` + memoryColumns + `, t.rank, t.exact
+		FROM top t JOIN memories m ON m.org_id = t.org_id AND m.id = t.id
+		ORDER BY t.exact DESC, t.rank DESC, m.id`
+	rows, err := s.pool.Query(ctx, query, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("search memories: %w", s.dbErr(err))
+	}
+	hits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.Hit, error) {
+		var rank float32
+		var phrase bool
+		m, err := scanMemory(r, &rank, &phrase)
+		return memory.Hit{Memory: m, Score: score(float64(rank), phrase)}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search memories: %w", s.dbErr(err))
+	}
+	if hits == nil {
+		hits = []memory.Hit{}
+	}
+	return hits, nil
+}
+
+// score maps a ts_rank_cd value (higher is better, 0 or more) and a phrase
+// match to a positive score where every phrase match scores above every
+// other hit.
+func score(rank float64, phrase bool) float64 {
+	x := max(rank, 0)
+	s := x / (1 + x)
+	if s == 0 {
+		s = 1e-9 // a match always scores above zero
+	}
+	if phrase {
+		s++
+	}
+	return s
+}
+
+// queryTokens splits text into lower-case words: runs of letters, numbers
+// and private-use characters (as the embedded store's tokenizer does).
+func queryTokens(text string) []string {
+	fields := strings.FieldsFunc(text, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Co, r)
+	})
+	if len(fields) > 4*maxQueryTokens {
+		fields = fields[:4*maxQueryTokens]
+	}
+	for i, f := range fields {
+		fields[i] = strings.ToLower(f)
+	}
+	return fields
+}
+
+// matchWords returns the distinct tokens to match, leaving out stop words
+// when other tokens remain.
+func matchWords(tokens []string) []string {
+	seen := map[string]bool{}
+	var keep, stop []string
+	for _, t := range tokens {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		if stopWords[t] {
+			stop = append(stop, t)
+		} else {
+			keep = append(keep, t)
+		}
+	}
+	if len(keep) == 0 {
+		keep = stop
+	}
+	return keep[:min(len(keep), maxQueryTokens)]
+}
+
+// stopWords are English words too common to select memories by; they still
+// count inside a phrase. (The same list as the embedded store's.)
+var stopWords = map[string]bool{
+	"a": true, "about": true, "after": true, "all": true, "also": true, "an": true, "and": true,
+	"any": true, "are": true, "as": true, "at": true, "be": true, "been": true, "before": true,
+	"but": true, "by": true, "can": true, "could": true, "did": true, "do": true, "does": true,
+	"for": true, "from": true, "had": true, "has": true, "have": true, "how": true, "i": true,
+	"if": true, "in": true, "into": true, "is": true, "it": true, "its": true, "me": true,
+	"my": true, "no": true, "not": true, "of": true, "on": true, "or": true, "our": true,
+	"should": true, "so": true, "some": true, "than": true, "that": true, "the": true,
+	"their": true, "them": true, "then": true, "there": true, "these": true, "they": true,
+	"this": true, "to": true, "us": true, "was": true, "we": true, "were": true, "what": true,
+	"when": true, "where": true, "which": true, "while": true, "who": true, "why": true,
+	"will": true, "with": true, "would": true, "you": true, "your": true,
+}
