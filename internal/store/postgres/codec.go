@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/codingbrain/codingbrain/internal/memory"
@@ -44,6 +46,9 @@ func utcPtr(t *time.Time) *time.Time {
 // empty collections as nil, tags and metadata as decoded JSON (numbers
 // become float64). So what Create and Update return equals what Get returns.
 func canonical(m *memory.Memory) ([]any, error) {
+	if err := noNUL(m); err != nil {
+		return nil, err
+	}
 	m.CreatedAt, m.UpdatedAt = utc(m.CreatedAt), utc(m.UpdatedAt)
 	m.ValidFrom, m.ValidTo = utcPtr(m.ValidFrom), utcPtr(m.ValidTo)
 	if m.ContentHash == "" {
@@ -55,13 +60,13 @@ func canonical(m *memory.Memory) ([]any, error) {
 	} else {
 		evidence = m.Evidence
 	}
-	tags, err := roundTrip(&m.Tags)
+	tags, err := roundTrip("tags", &m.Tags)
 	if err != nil {
-		return nil, fmt.Errorf("encode tags: %w", err)
+		return nil, err
 	}
-	metadata, err := roundTrip(&m.Metadata)
+	metadata, err := roundTrip("metadata", &m.Metadata)
 	if err != nil {
-		return nil, fmt.Errorf("encode metadata: %w", err)
+		return nil, err
 	}
 	var key any
 	if m.IdempotencyKey != "" {
@@ -75,23 +80,68 @@ func canonical(m *memory.Memory) ([]any, error) {
 	}, nil
 }
 
-// roundTrip encodes a JSON object column and replaces *v by its decoding.
-// An empty object is stored as NULL (a nil []byte) and read back as nil.
-func roundTrip(v *map[string]any) ([]byte, error) {
+// roundTrip encodes the JSON object column field and replaces *v by its
+// decoding. An empty object is stored as NULL (a nil []byte) and read back
+// as nil.
+func roundTrip(field string, v *map[string]any) ([]byte, error) {
 	if len(*v) == 0 {
 		*v = nil
 		return nil, nil
 	}
 	b, err := marshalJSON(*v)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode %s: %w", field, err)
 	}
 	var out map[string]any
 	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode %s: %w", field, err)
+	}
+	if hasNUL(out) { // jsonb cannot hold it
+		return nil, nulError(field)
 	}
 	*v = out
 	return b, nil
+}
+
+// noNUL rejects text PostgreSQL cannot store: text values may not contain
+// NUL characters (the embedded store would keep them).
+func noNUL(m *memory.Memory) error {
+	for _, f := range []struct{ name, v string }{
+		{"content", m.Content}, {"entity", m.Entity}, {"artifact_ref", m.ArtifactRef}, {"app", m.App},
+		{"access_entity", m.AccessEntity}, {"idempotency_key", m.IdempotencyKey},
+	} {
+		if strings.IndexByte(f.v, 0) >= 0 {
+			return nulError(f.name)
+		}
+	}
+	for i, e := range m.Evidence {
+		if strings.IndexByte(e, 0) >= 0 {
+			return nulError(fmt.Sprintf("evidence[%d]", i))
+		}
+	}
+	return nil
+}
+
+// hasNUL reports whether a decoded JSON value holds a NUL character in a
+// string or an object key.
+func hasNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.IndexByte(v, 0) >= 0
+	case map[string]any:
+		for k, e := range v {
+			if strings.IndexByte(k, 0) >= 0 || hasNUL(e) {
+				return true
+			}
+		}
+	case []any:
+		return slices.ContainsFunc(v, hasNUL)
+	}
+	return false
+}
+
+func nulError(field string) error {
+	return &memory.ValidationError{Field: field, Reason: "must not contain NUL characters"}
 }
 
 // scanner is a pgx.Row or pgx.Rows.

@@ -12,10 +12,4 @@ func OpenWithMigrations(ctx context.Context, cfg Config, fsys fs.FS) (*Store, er
 }
 
 // EmbeddedMigrations are the migrations this binary carries.
-func EmbeddedMigrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embed pattern guarantees the directory
-	}
-	return sub
-}
+func EmbeddedMigrations() (fs.FS, error) { return fs.Sub(migrationFiles, "migrations") }

@@ -222,3 +222,42 @@ func (s *Store) History(ctx context.Context, a memory.Access, id string) ([]memo
 	}
 	return []memory.HistoryEntry{}, nil
 }
+
+// CreateBatch stores memories in one transaction, each as Create stores
+// one (with its "create" history row), sent to the server in one round
+// trip. It is the bulk path for import and restore, which validate the
+// memories first (as memory.Service.Add does). A memory that duplicates a
+// live one (same org, access entity and content, also earlier in the
+// batch), or whose id or idempotency key is taken, is skipped: created[i]
+// reports whether ms[i] was stored. An error rolls the whole batch back.
+func (s *Store) CreateBatch(ctx context.Context, ms []memory.Memory, actor string) (created []bool, err error) {
+	batch := &pgx.Batch{}
+	for _, m := range ms {
+		args, err := canonical(&m)
+		if err != nil {
+			return nil, fmt.Errorf("create memories: %w", err)
+		}
+		after, err := marshalJSON(m)
+		if err != nil {
+			return nil, fmt.Errorf("create memories: %w", err)
+		}
+		batch.Queue(createMemory, append(args, actor, m.CreatedAt, after)...)
+	}
+	created = make([]bool, len(ms))
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, batch)
+		for i := range ms {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return err
+			}
+			created[i] = tag.RowsAffected() == 1
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create memories: %w", s.dbErr(err))
+	}
+	return created, nil
+}

@@ -35,11 +35,15 @@ func openUnmigrated(t *testing.T, url string, fsys fs.FS) *postgres.Store {
 func withMigrations(t *testing.T, extra map[string]string) fs.FS {
 	t.Helper()
 	m := fstest.MapFS{}
-	err := fs.WalkDir(postgres.EmbeddedMigrations(), ".", func(path string, d fs.DirEntry, err error) error {
+	embedded, err := postgres.EmbeddedMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fs.WalkDir(embedded, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(postgres.EmbeddedMigrations(), path)
+		b, err := fs.ReadFile(embedded, path)
 		m[path] = &fstest.MapFile{Data: b}
 		return err
 	})

@@ -102,20 +102,31 @@ func open(ctx context.Context, cfg Config, migrations fs.FS) (*Store, error) {
 // Ping checks that the database answers and that its schema is not behind
 // this binary's migrations. A newer schema is accepted: migrations are
 // written expand-then-contract, so an older binary keeps working on it.
+// Every failure wraps memory.ErrUnavailable: the store cannot serve.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.ping(ctx); err != nil {
+		if !errors.Is(err, memory.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", memory.ErrUnavailable, err)
+		}
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("ping postgres: %w", s.dbErr(err))
+		return s.dbErr(err)
 	}
 	v, err := s.SchemaVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("ping postgres: %w", err)
+		return err
 	}
 	latest, err := latestVersion(s.migrations)
 	if err != nil {
-		return fmt.Errorf("ping postgres: %w", err)
+		return err
 	}
 	if v < latest {
-		return fmt.Errorf("ping postgres: schema version %d is behind %d; run migrate up: %w", v, latest, memory.ErrUnavailable)
+		return fmt.Errorf("schema version %d is behind %d; run migrate up: %w", v, latest, memory.ErrUnavailable)
 	}
 	return nil
 }

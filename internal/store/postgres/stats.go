@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -68,7 +69,8 @@ func (s *Store) Stats(ctx context.Context, a memory.Access) (memory.Stats, error
 }
 
 // LogAccess appends access-log rows with one COPY, so a batch is written
-// whole or not at all.
+// whole or not at all. NUL characters (a search text may hold them; text
+// columns cannot) are replaced by U+FFFD.
 func (s *Store) LogAccess(ctx context.Context, entries []memory.AccessEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -77,7 +79,7 @@ func (s *Store) LogAccess(ctx context.Context, entries []memory.AccessEntry) err
 		[]string{"org_id", "memory_id", "actor", "app", "via", "query", "at"},
 		pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
 			e := entries[i]
-			return []any{e.OrgID, e.MemoryID, e.Actor, e.App, e.Via, e.Query, e.At}, nil
+			return []any{e.OrgID, e.MemoryID, noNULText(e.Actor), noNULText(e.App), noNULText(e.Via), noNULText(e.Query), e.At}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("log access: %w", s.dbErr(err))
@@ -93,4 +95,13 @@ func (s *Store) CountAccessLog(ctx context.Context, orgID string) (int, error) {
 		return 0, fmt.Errorf("count access log: %w", s.dbErr(err))
 	}
 	return n, nil
+}
+
+var nulReplacer = strings.NewReplacer("\x00", "\uFFFD")
+
+func noNULText(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return nulReplacer.Replace(s)
 }
