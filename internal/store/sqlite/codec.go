@@ -57,7 +57,8 @@ const memoryColumns = `m.id, m.org_id, m.access_entity, m.state, m.category, m.s
 	m.entity, m.artifact_ref, m.artifact_type, m.source, m.created_by, m.created_at, m.updated_at,
 	m.valid_from, m.valid_to, m.content_hash, m.idempotency_key, m.tags, m.evidence, m.metadata, m.content`
 
-// canonical returns the column values of m and rewrites m into the form a
+// canonical returns the column values of m (memoryColumns, then acl) and
+// rewrites m into the form a
 // later read returns: times in UTC, empty collections as nil, tags and
 // metadata as decoded JSON (numbers become float64). So what Create and
 // Update return equals what Get returns.
@@ -92,6 +93,7 @@ func canonical(m *memory.Memory) ([]any, error) {
 		m.Entity, m.ArtifactRef, string(m.ArtifactType), string(m.Source), m.CreatedBy,
 		formatTime(m.CreatedAt), formatTime(m.UpdatedAt), nullTime(m.ValidFrom), nullTime(m.ValidTo),
 		m.ContentHash, nullString(m.IdempotencyKey), tags, evidence, metadata, m.Content,
+		aclTokens(m.OrgID, m.AccessEntity),
 	}, nil
 }
 

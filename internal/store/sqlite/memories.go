@@ -13,18 +13,19 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// insertMemory writes every column of memoryColumns, in the same order.
+// insertMemory writes every column of memoryColumns, in the same order, and
+// the access tokens.
 const insertMemory = `INSERT INTO memories (id, org_id, access_entity, state, category, scope, app,
 	entity, artifact_ref, artifact_type, source, created_by, created_at, updated_at,
-	valid_from, valid_to, content_hash, idempotency_key, tags, evidence, metadata, content)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	valid_from, valid_to, content_hash, idempotency_key, tags, evidence, metadata, content, acl)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // updateMemory rewrites every column but id and org_id, in memoryColumns
-// order, for the id given last.
+// order, and the access tokens, for the id given last.
 const updateMemory = `UPDATE memories SET access_entity = ?, state = ?, category = ?, scope = ?, app = ?,
 	entity = ?, artifact_ref = ?, artifact_type = ?, source = ?, created_by = ?, created_at = ?, updated_at = ?,
-	valid_from = ?, valid_to = ?, content_hash = ?, idempotency_key = ?, tags = ?, evidence = ?, metadata = ?, content = ?
-	WHERE id = ?`
+	valid_from = ?, valid_to = ?, content_hash = ?, idempotency_key = ?, tags = ?, evidence = ?, metadata = ?, content = ?,
+	acl = ? WHERE id = ?`
 
 const insertHistory = `INSERT INTO history (memory_id, org_id, actor, action, at, before, after)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`

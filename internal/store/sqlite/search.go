@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -12,8 +13,14 @@ import (
 // maxQueryTokens bounds the OR query sent to FTS5.
 const maxQueryTokens = 32
 
-// bm25Weights weighs the indexed columns: content, entity, artifact_ref, tags.
-const bm25Weights = "1.0, 1.5, 1.0, 0.5"
+// bm25Weights weighs the indexed columns: content, entity, artifact_ref,
+// tags, and acl (access tokens, which must not count).
+const bm25Weights = "1.0, 1.5, 1.0, 0.5, 0.0"
+
+// textColumns are the columns query words are looked up in. Only a query
+// with an all-digit token names them: no other token can match an access
+// token, and a column filter costs time on every posting.
+const textColumns = "{content entity artifact_ref tags}"
 
 // Search ranks visible memories matching q.Filter by relevance to q.Text.
 //
@@ -21,8 +28,15 @@ const bm25Weights = "1.0, 1.5, 1.0, 0.5"
 // every token is quoted, so no user text is ever read as FTS5 query syntax.
 // A memory matches when it has any of the tokens (common English words are
 // left out when other tokens remain). Memories whose content holds all the
-// tokens as a phrase come first; within each group BM25 orders. Access and
-// filters are conditions of the same statement, applied before the limit.
+// tokens as a phrase come first; within each group BM25 orders, then
+// insertion order.
+//
+// Access and filters are conditions of the same statement, applied before
+// the limit. The caller's access tokens (see acl.go) are also part of the
+// FTS5 query, so the index ranks only visible memories; the statement reads
+// the memories rows of the best few candidates only, and checks access,
+// state and filters there. Only when too few candidates pass does it run
+// again over every candidate, so the answer is the same either way.
 //
 // Score is positive and higher is better: for BM25 value b (negative in
 // FTS5), x = -b and score = x/(1+x), plus 1 for a phrase match.
@@ -33,43 +47,64 @@ func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuer
 	}
 	limit = min(limit, memory.MaxSearchLimit)
 	tokens := queryTokens(q.Text)
-	if len(tokens) == 0 {
+	acl, _ := aclMatch(a)
+	if len(tokens) == 0 || acl == "" {
 		return []memory.Hit{}, nil
 	}
-	anyMatch := matchAny(tokens)
+	hits, err := s.search(ctx, a, q.Filter, tokens, acl, limit, 4*limit+40)
+	if err == nil && len(hits) < limit {
+		hits, err = s.search(ctx, a, q.Filter, tokens, acl, limit, -1)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("search memories: %w", err)
+	}
+	return hits, nil
+}
 
+// search runs the search statement, ranking at most candidates lexical
+// matches (-1: all of them).
+func (s *Store) search(ctx context.Context, a memory.Access, f memory.Filter, tokens []string, acl string, limit, candidates int) ([]memory.Hit, error) {
 	var w where
 	w.access(a)
-	w.filter(q.Filter)
+	w.filter(f)
 
-	args := []any{anyMatch}
+	args := []any{}
 	exact, phraseCTE := "0", ""
 	if len(tokens) > 1 {
-		phraseCTE = `, phrase AS MATERIALIZED (
-			SELECT rowid AS seq FROM memories_fts WHERE memories_fts MATCH ?)`
-		exact = "m.seq IN phrase"
-		args = append(args, matchPhrase(tokens))
+		phraseCTE = `phrase AS MATERIALIZED (
+			SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?),`
+		exact = "rowid IN phrase"
+		args = append(args, acl+" AND "+matchPhrase(tokens))
 	}
+	words := "(" + matchAny(tokens) + ")"
+	if slices.ContainsFunc(tokens, allDigits) {
+		words = textColumns + " : " + words
+	}
+	args = append(args, acl+" AND "+words, candidates)
 	args = append(args, w.args...)
 	args = append(args, limit)
 
-	// hits holds every lexical match with its BM25 value; top keeps the best
-	// visible, filtered ones; the outer select reads only those rows fully.
-	query := `WITH hits AS MATERIALIZED (
-			SELECT rowid AS seq, bm25(memories_fts, ` + bm25Weights + `) AS rank
-			FROM memories_fts WHERE memories_fts MATCH ?)` + phraseCTE + `,
+	// cand holds the best lexical matches among the memories the access
+	// tokens allow; top keeps those that pass access, state and filters; the
+	// outer select reads only those rows fully.
+	query := `WITH ` + phraseCTE + `
+		cand AS MATERIALIZED (
+			SELECT rowid AS seq, bm25(memories_fts, ` + bm25Weights + `) AS rank, ` + exact + ` AS exact
+			FROM memories_fts WHERE memories_fts MATCH ?
+			ORDER BY exact DESC, rank, rowid
+			LIMIT ?),
 		top AS (
-			SELECT m.seq, h.rank, ` + exact + ` AS exact
-			FROM hits h CROSS JOIN memories m ON m.seq = h.seq
+			SELECT c.seq, c.rank, c.exact
+			FROM cand c CROSS JOIN memories m ON m.seq = c.seq
 			WHERE ` + w.String() + `
-			ORDER BY exact DESC, h.rank, m.id
+			ORDER BY c.exact DESC, c.rank, c.seq
 			LIMIT ?)
 		SELECT ` + memoryColumns + `, t.rank, t.exact
 		FROM top t CROSS JOIN memories m ON m.seq = t.seq
-		ORDER BY t.exact DESC, t.rank, m.id`
+		ORDER BY t.exact DESC, t.rank, t.seq`
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("search memories: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	hits := make([]memory.Hit, 0, limit)
@@ -78,14 +113,11 @@ func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuer
 		var phrase bool
 		m, err := scanMemory(rows, &rank, &phrase)
 		if err != nil {
-			return nil, fmt.Errorf("search memories: %w", err)
+			return nil, err
 		}
 		hits = append(hits, memory.Hit{Memory: m, Score: score(rank, phrase)})
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search memories: %w", err)
-	}
-	return hits, nil
+	return hits, rows.Err()
 }
 
 // score maps an FTS5 bm25() value (lower is better, normally negative) and a
@@ -116,6 +148,10 @@ func queryTokens(text string) []string {
 		fields[i] = strings.ToLower(f)
 	}
 	return fields
+}
+
+func allDigits(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) < 0
 }
 
 // matchAny builds an FTS5 query matching any of the tokens, each quoted,

@@ -25,6 +25,7 @@ CREATE TABLE memories (
     valid_to        TEXT,
     content_hash    TEXT NOT NULL,
     idempotency_key TEXT,
+    acl             TEXT NOT NULL,         -- access tokens for the lexical index, see acl.go
     tags            TEXT,                  -- JSON object
     evidence        TEXT,                  -- JSON array
     metadata        TEXT,                  -- JSON object
@@ -71,26 +72,28 @@ CREATE INDEX access_log_memory ON access_log (memory_id);
 CREATE INDEX access_log_org_at ON access_log (org_id, at);
 
 -- Lexical index over the memories table (external content), kept in step by
--- the triggers below inside the writing transaction.
+-- the triggers below inside the writing transaction. The acl column indexes
+-- opaque access tokens so that a search intersects the visible memories
+-- inside the index instead of ranking every match of every tenant.
 CREATE VIRTUAL TABLE memories_fts USING fts5 (
-    content, entity, artifact_ref, tags,
+    content, entity, artifact_ref, tags, acl,
     content = 'memories', content_rowid = 'seq',
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
 
 CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts (rowid, content, entity, artifact_ref, tags)
-    VALUES (new.seq, new.content, new.entity, new.artifact_ref, new.tags);
+    INSERT INTO memories_fts (rowid, content, entity, artifact_ref, tags, acl)
+    VALUES (new.seq, new.content, new.entity, new.artifact_ref, new.tags, new.acl);
 END;
 
 CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, content, entity, artifact_ref, tags)
-    VALUES ('delete', old.seq, old.content, old.entity, old.artifact_ref, old.tags);
+    INSERT INTO memories_fts (memories_fts, rowid, content, entity, artifact_ref, tags, acl)
+    VALUES ('delete', old.seq, old.content, old.entity, old.artifact_ref, old.tags, old.acl);
 END;
 
-CREATE TRIGGER memories_fts_update AFTER UPDATE OF content, entity, artifact_ref, tags ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, content, entity, artifact_ref, tags)
-    VALUES ('delete', old.seq, old.content, old.entity, old.artifact_ref, old.tags);
-    INSERT INTO memories_fts (rowid, content, entity, artifact_ref, tags)
-    VALUES (new.seq, new.content, new.entity, new.artifact_ref, new.tags);
+CREATE TRIGGER memories_fts_update AFTER UPDATE OF content, entity, artifact_ref, tags, acl ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, content, entity, artifact_ref, tags, acl)
+    VALUES ('delete', old.seq, old.content, old.entity, old.artifact_ref, old.tags, old.acl);
+    INSERT INTO memories_fts (rowid, content, entity, artifact_ref, tags, acl)
+    VALUES (new.seq, new.content, new.entity, new.artifact_ref, new.tags, new.acl);
 END;
