@@ -9,6 +9,22 @@
 // injected clock and id source. Times it writes are whole microseconds, so a
 // store that keeps microseconds (PostgreSQL) passes as well as one that keeps
 // nanoseconds.
+//
+// Beyond the doc comments of memory.Store, the suite pins these choices:
+//
+//   - what Create and Update return reads back equal from Get, times in UTC;
+//   - created_after and created_before are exclusive bounds;
+//   - a tag filter "key=value" matches string values only;
+//   - access-entity prefixes match bytes exactly: case-sensitive, and _ or %
+//     in a grant are not wildcards;
+//   - an idempotency key reused for other content, or for the same content
+//     in another access entity, is ErrConflict (a key never returns a memory
+//     the caller could not see);
+//   - Apps counts live memories with an app, most first, then by name;
+//     Stats.ByCategory leaves out memories without a category; ByState
+//     counts deleted memories, Total does not;
+//   - search scores are positive and descending, and an exact phrase in the
+//     content outranks scattered words.
 package storetest
 
 import (
