@@ -113,7 +113,7 @@ func (s *Store) Get(ctx context.Context, a memory.Access, id string) (memory.Mem
 	var w where
 	w.add("m.id = ?", id)
 	w.access(a)
-	m, err := getOne(ctx, s.r, &w)
+	m, err := scanMemory(s.queryRow(ctx, `SELECT `+memoryColumns+` FROM memories m WHERE `+w.String(), w.args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return memory.Memory{}, fmt.Errorf("get memory %s: %w", id, memory.ErrNotFound)
 	}
@@ -192,14 +192,14 @@ func (s *Store) History(ctx context.Context, a memory.Access, id string) ([]memo
 	w.add("m.id = ?", id)
 	w.access(a)
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM memories m WHERE `+w.String(), w.args...).Scan(&one)
+	err := s.queryRow(ctx, `SELECT 1 FROM memories m WHERE `+w.String(), w.args...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read history of memory %s: %w", id, memory.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read history of memory %s: %w", id, err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT h.id, h.memory_id, h.org_id, h.actor, h.action, h.at, h.before, h.after
+	rows, err := s.query(ctx, `SELECT h.id, h.memory_id, h.org_id, h.actor, h.action, h.at, h.before, h.after
 		FROM history h JOIN memories m ON m.id = h.memory_id
 		WHERE `+w.String()+` ORDER BY h.id`, w.args...)
 	if err != nil {

@@ -182,7 +182,7 @@ func (s *Store) List(ctx context.Context, a memory.Access, q memory.ListQuery) (
 	}
 	query := fmt.Sprintf(`SELECT %s FROM memories m WHERE %s ORDER BY m.%s %s, m.id %s LIMIT ?`,
 		memoryColumns, w.String(), order.column, dir, dir)
-	rows, err := s.r.QueryContext(ctx, query, append(w.args, limit+1)...)
+	rows, err := s.query(ctx, query, append(w.args, limit+1)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list memories: %w", err)
 	}

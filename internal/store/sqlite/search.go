@@ -102,7 +102,7 @@ func (s *Store) search(ctx context.Context, a memory.Access, f memory.Filter, to
 		SELECT ` + memoryColumns + `, t.rank, t.exact
 		FROM top t CROSS JOIN memories m ON m.seq = t.seq
 		ORDER BY t.exact DESC, t.rank, t.seq`
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

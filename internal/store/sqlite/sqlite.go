@@ -39,6 +39,8 @@ type Store struct {
 	w    *sql.DB // one connection: every write transaction
 	r    *sql.DB // read-only connections
 
+	stmts stmtCache // prepared read statements
+
 	stopCheckpoints context.CancelFunc
 	checkpointsDone chan struct{}
 }
@@ -179,7 +181,7 @@ func (s *Store) Close() error {
 		s.stopCheckpoints()
 		<-s.checkpointsDone
 	}
-	var errs []error
+	errs := []error{s.stmts.close()}
 	if s.w != nil {
 		_, _ = s.w.Exec("PRAGMA optimize")
 		errs = append(errs, s.w.Close())

@@ -14,7 +14,7 @@ func (s *Store) Apps(ctx context.Context, a memory.Access) ([]memory.AppCount, e
 	w.access(a)
 	w.add("m.state <> 'deleted'")
 	w.add("m.app <> ''")
-	rows, err := s.r.QueryContext(ctx, `SELECT m.app, count(*) FROM memories m WHERE `+w.String()+`
+	rows, err := s.query(ctx, `SELECT m.app, count(*) FROM memories m WHERE `+w.String()+`
 		GROUP BY m.app ORDER BY count(*) DESC, m.app`, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("count apps: %w", err)
@@ -40,7 +40,7 @@ func (s *Store) Apps(ctx context.Context, a memory.Access) ([]memory.AppCount, e
 func (s *Store) Stats(ctx context.Context, a memory.Access) (memory.Stats, error) {
 	var w where
 	w.access(a)
-	rows, err := s.r.QueryContext(ctx, `SELECT m.state, m.category, m.scope, count(*) FROM memories m
+	rows, err := s.query(ctx, `SELECT m.state, m.category, m.scope, count(*) FROM memories m
 		WHERE `+w.String()+` GROUP BY m.state, m.category, m.scope`, w.args...)
 	if err != nil {
 		return memory.Stats{}, fmt.Errorf("count memories: %w", err)
