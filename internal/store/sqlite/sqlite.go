@@ -21,7 +21,8 @@ import (
 
 	"github.com/codingbrain/codingbrain/internal/memory"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	driver "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // walAutoCheckpoint is the WAL size, in pages, at which a committing writer
@@ -85,7 +86,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s.w.SetConnMaxIdleTime(0)
 	// The writer connection creates the file and switches it to WAL before
 	// any reader opens it.
-	if err := s.w.PingContext(ctx); err != nil {
+	if err := pingWriter(ctx, s.w); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -131,12 +132,32 @@ func (s *Store) checkpoint(ctx context.Context, every time.Duration) {
 	}
 }
 
+// pingWriter opens the writer connection. When several processes create the
+// same file at once, switching it to WAL can fail with SQLITE_BUSY without
+// going through the busy handler; that is retried for up to busyTimeoutMS.
+func pingWriter(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := db.PingContext(ctx)
+		var e *driver.Error
+		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // dsn builds the driver's connection string: a file: URI (so any character in
 // the path is safe) with the connection settings as query parameters.
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMS))
-	q.Set("_journal_mode", "WAL")
 	q.Set("_foreign_keys", "1")
 	q.Set("_synchronous", "NORMAL")
 	// Reads map the file instead of copying pages through read(2), and each
@@ -145,8 +166,9 @@ func dsn(path string, readOnly bool) string {
 	q.Add("_pragma", "cache_size(-32000)")
 	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walAutoCheckpoint))
 	if readOnly {
-		q.Set("_query_only", "1")
+		q.Set("_query_only", "1") // WAL is a property of the file, set by the writer
 	} else {
+		q.Set("_journal_mode", "WAL")
 		q.Set("_txlock", "immediate")
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
