@@ -127,7 +127,9 @@ func (s *Store) Get(ctx context.Context, a memory.Access, id string) (memory.Mem
 // history row, in one IMMEDIATE transaction. An error from change is
 // returned as it is, and nothing is written. change may not alter ID or
 // OrgID. The content hash is recomputed from the content; a resulting live
-// duplicate in the same access entity is memory.ErrConflict.
+// duplicate in the same access entity is memory.ErrConflict. change runs
+// inside the write transaction, on the store's only writer connection: it
+// must be quick and must not call the store.
 func (s *Store) Update(ctx context.Context, a memory.Access, id, actor, action string, change func(*memory.Memory) error) (memory.Memory, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {

@@ -6,7 +6,14 @@
 // pool of exactly one connection whose transactions begin IMMEDIATE, so
 // writers in this process queue in Go instead of failing with SQLITE_BUSY, and
 // a writer in another process waits on busy_timeout. Reads use a separate pool
-// of read-only connections; in WAL mode they never wait for the writer.
+// of read-only connections; in WAL mode they never wait for the writer. A
+// background goroutine, stopped by Close, checkpoints the WAL so that
+// commits do not pay for it.
+//
+// Visibility (memory.Access) is a condition of every statement. Search also
+// puts the caller's access tokens into the FTS5 query (acl.go), so BM25 ranks
+// only memories the caller may see; see Search for how filters still apply
+// before the limit.
 package sqlite
 
 import (
