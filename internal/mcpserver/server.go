@@ -40,6 +40,7 @@ import (
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
@@ -61,6 +62,10 @@ type Options struct {
 	// MaxBodyBytes limits HTTP request bodies; larger ones get 413.
 	// Zero means mcp.DefaultMaxRequestBodyBytes.
 	MaxBodyBytes int64
+	// Sessions holds the bindings of Streamable HTTP sessions so that any
+	// replica can serve a session another one opened: kv.Valkey when several
+	// replicas share state, kv.Memory (the default) on a single node.
+	Sessions kv.Store
 }
 
 // Server is the MCP server of Coding Brain. It is safe for concurrent use.
@@ -84,6 +89,9 @@ func New(svc *memory.Service, opts Options) *Server {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = mcp.DefaultMaxRequestBodyBytes
+	}
+	if opts.Sessions == nil {
+		opts.Sessions = kv.NewMemory(nil)
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "codingbrain", Title: "Coding Brain", Version: opts.Version},
