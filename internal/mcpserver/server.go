@@ -10,11 +10,13 @@
 //     statelessly; initialize, requests carrying Mcp-Session-Id and requests
 //     of older revisions (2025-11-25 and before) go to a sessionful handler
 //     that issues Mcp-Session-Id and binds each session to the principal that
-//     opened it.
+//     opened it. Bindings live in Options.Sessions (Valkey when there are
+//     several replicas), so any replica serves any session (sessions.go).
 //   - /sse, SSEHandler: the legacy HTTP+SSE transport (2024-11-05). GET /sse
 //     opens the event stream; its first event ("endpoint") names the message
 //     endpoint, /sse?sessionid=ID, where the client POSTs its messages. The
-//     session is bound to the principal of the GET.
+//     session is bound to the principal of the GET. Its stream lives on one
+//     replica: behind a load balancer it needs affinity on sessionid.
 //   - stdio, ServeStdio: one session for a fixed principal, for clients that
 //     spawn `codingbrain mcp`.
 //
@@ -33,7 +35,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -77,6 +78,7 @@ type Server struct {
 	stateful  *mcp.StreamableHTTPHandler
 	stateless *mcp.StreamableHTTPHandler
 	sse       *sseHandler
+	sessions  sessionStore
 }
 
 // New returns a Server whose tools call svc.
@@ -93,14 +95,14 @@ func New(svc *memory.Service, opts Options) *Server {
 	if opts.Sessions == nil {
 		opts.Sessions = kv.NewMemory(nil)
 	}
-	s := &Server{svc: svc, opts: opts, log: opts.Logger}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, sessions: sessionStore{opts.Sessions}}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "codingbrain", Title: "Coding Brain", Version: opts.Version},
 		&mcp.ServerOptions{Instructions: instructions, Logger: opts.Logger})
 	s.addTools()
 
 	get := func(*http.Request) *mcp.Server { return s.mcp }
 	s.stateful = mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{
-		Logger: opts.Logger, MaxRequestBodyBytes: opts.MaxBodyBytes, SessionTimeout: 30 * time.Minute,
+		Logger: opts.Logger, MaxRequestBodyBytes: opts.MaxBodyBytes, SessionTimeout: sessionIdle,
 	})
 	s.stateless = mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{
 		Stateless: true, Logger: opts.Logger, MaxRequestBodyBytes: opts.MaxBodyBytes,
@@ -153,22 +155,23 @@ const statelessEra = "2026-07-28"
 // dispatch sends a Streamable HTTP request to the stateless or the
 // sessionful SDK handler. The SDK accepts 2026-07-28 requests only on a
 // stateless handler, and sessions (2025-11-25) only on a stateful one.
+// Requests naming a session are checked against its shared binding first
+// (sessions.go), so that every replica can serve them.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Mcp-Session-Id") != "" || r.Method != http.MethodPost {
+	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
+		s.serveSession(w, r, sid)
+		return
+	}
+	if r.Method != http.MethodPost {
 		// GET (standalone stream) and DELETE (end session) exist only with
 		// sessions; without a session id the stateful handler explains.
-		s.serveStateful(w, r)
+		s.stateful.ServeHTTP(w, r)
 		return
 	}
 	version := r.Header.Get("Mcp-Protocol-Version")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, fmt.Sprintf("request body exceeds %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "failed to read body", http.StatusBadRequest)
+		bodyError(w, err)
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -180,22 +183,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.stateless.ServeHTTP(w, r)
 		return
 	}
-	s.serveStateful(w, r)
-}
-
-// serveStateful serves r on the sessionful handler and logs a rejected
-// attempt to use another principal's session.
-func (s *Server) serveStateful(w http.ResponseWriter, r *http.Request) {
-	sid := r.Header.Get("Mcp-Session-Id")
-	if sid == "" {
-		s.stateful.ServeHTTP(w, r)
-		return
-	}
-	sw := &statusWriter{ResponseWriter: w}
-	s.stateful.ServeHTTP(sw, r)
-	if sw.status == http.StatusForbidden {
-		s.log.WarnContext(r.Context(), "mcp session used by another principal", "user", userID(r.Context()), "remote", r.RemoteAddr)
-	}
+	s.openSession(w, r, body)
 }
 
 // peek reads the JSON-RPC method and the 2026-07-28 _meta protocol version
@@ -213,22 +201,6 @@ func peek(body []byte) (method, version string) {
 	version, _ = msg.Params.Meta[mcp.MetaKeyProtocolVersion].(string)
 	return msg.Method, version
 }
-
-// statusWriter remembers the status code; Unwrap keeps flushing working
-// through http.ResponseController.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type devRequestKey struct{}
 
