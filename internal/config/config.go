@@ -3,13 +3,17 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +33,24 @@ type Config struct {
 	// InsecureNoAuth serves every request as a local development principal.
 	// It is refused unless Addr is a loopback address.
 	InsecureNoAuth bool `json:"insecure_no_auth"`
+
+	// DatabaseURL, when set, puts memories in PostgreSQL (a postgres:// URL
+	// or libpq key=value string) instead of the SQLite file in DataDir.
+	DatabaseURL string `json:"database_url"`
+	// DBMaxConns caps the PostgreSQL pool; 0 keeps pgxpool's default.
+	DBMaxConns int `json:"db_max_conns"`
+	// DBConnectTimeout bounds dialling one PostgreSQL connection; 0 keeps
+	// the URL's connect_timeout, if any.
+	DBConnectTimeout time.Duration `json:"db_connect_timeout"`
+	// DBStatementTimeout is every PostgreSQL session's statement_timeout;
+	// 0 leaves the server's own setting (none, unless the server sets one).
+	DBStatementTimeout time.Duration `json:"db_statement_timeout"`
+	// ValkeyURL, when set, keeps the state replicas share (MCP session
+	// bindings) in Valkey or Redis instead of in process.
+	ValkeyURL string `json:"valkey_url"`
+	// Migrate applies pending schema migrations at start. Without it serve
+	// refuses a schema that is behind the binary (see serve -h).
+	Migrate bool `json:"migrate"`
 }
 
 // Defaults for a single developer on one machine.
@@ -49,6 +71,9 @@ func Default() Config {
 		ShutdownWait: 15 * time.Second,
 		LogFormat:    "json",
 		LogLevel:     "info",
+
+		DBConnectTimeout:   5 * time.Second,
+		DBStatementTimeout: 30 * time.Second,
 	}
 }
 
@@ -63,28 +88,22 @@ func defaultDataDir() string {
 // CODINGBRAIN_CONFIG, the environment, and args (flags), in that order.
 func Load(args []string, getenv func(string) string) (Config, error) {
 	c := Default()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(new(strings.Builder))
-	file := fs.String("config", getenv("CODINGBRAIN_CONFIG"), "JSON config file")
-	addr := fs.String("addr", "", "listen address (default "+DefaultAddr+")")
-	dataDir := fs.String("data-dir", "", "data directory")
-	noAuth := fs.Bool("insecure-dev-no-auth", false, "serve without authentication (loopback only, development)")
-	logFormat := fs.String("log-format", "", "json or text")
+	fs, f := newFlagSet(getenv)
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return c, err // flag.ErrHelp for -h: the caller prints Usage
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *file != "" {
-		b, err := os.ReadFile(*file)
+	if *f.file != "" {
+		b, err := os.ReadFile(*f.file)
 		if err != nil {
 			return c, fmt.Errorf("read config: %w", err)
 		}
 		d := json.NewDecoder(strings.NewReader(string(b)))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&c); err != nil {
-			return c, fmt.Errorf("parse config %s: %w", *file, err)
+			return c, fmt.Errorf("parse config %s: %w", *f.file, err)
 		}
 	}
 	var errs []error
@@ -106,22 +125,87 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	env("MAX_BODY_BYTES", func(v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return err })
 	env("SHUTDOWN_WAIT", func(v string) (err error) { c.ShutdownWait, err = time.ParseDuration(v); return err })
 	env("INSECURE_DEV_NO_AUTH", func(v string) (err error) { c.InsecureNoAuth, err = strconv.ParseBool(v); return err })
+	env("DATABASE_URL", str(&c.DatabaseURL))
+	env("DB_MAX_CONNS", func(v string) (err error) { c.DBMaxConns, err = strconv.Atoi(v); return err })
+	env("DB_CONNECT_TIMEOUT", func(v string) (err error) { c.DBConnectTimeout, err = time.ParseDuration(v); return err })
+	env("DB_STATEMENT_TIMEOUT", func(v string) (err error) { c.DBStatementTimeout, err = time.ParseDuration(v); return err })
+	env("VALKEY_URL", str(&c.ValkeyURL))
+	env("MIGRATE", func(v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return err })
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
-	if *addr != "" {
-		c.Addr = *addr
+	if *f.addr != "" {
+		c.Addr = *f.addr
 	}
-	if *dataDir != "" {
-		c.DataDir = *dataDir
+	if *f.dataDir != "" {
+		c.DataDir = *f.dataDir
 	}
-	if *noAuth {
+	if *f.noAuth {
 		c.InsecureNoAuth = true
 	}
-	if *logFormat != "" {
-		c.LogFormat = *logFormat
+	if *f.logFormat != "" {
+		c.LogFormat = *f.logFormat
 	}
+	// These flags apply whenever they are given, even with a zero value
+	// (--db-statement-timeout 0, --migrate=false).
+	fs.Visit(func(fl *flag.Flag) {
+		switch v := &f.given; fl.Name {
+		case "database-url":
+			c.DatabaseURL = v.DatabaseURL
+		case "db-max-conns":
+			c.DBMaxConns = v.DBMaxConns
+		case "db-connect-timeout":
+			c.DBConnectTimeout = v.DBConnectTimeout
+		case "db-statement-timeout":
+			c.DBStatementTimeout = v.DBStatementTimeout
+		case "valkey-url":
+			c.ValkeyURL = v.ValkeyURL
+		case "migrate":
+			c.Migrate = v.Migrate
+		}
+	})
 	return c, c.Validate()
+}
+
+// flagValues are the serve flags as parsed. given holds the values of the
+// flags that apply whenever given, even with a zero value.
+type flagValues struct {
+	file, addr, dataDir, logFormat *string
+	noAuth                         *bool
+	given                          Config
+}
+
+func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	f := &flagValues{}
+	f.file = fs.String("config", getenv("CODINGBRAIN_CONFIG"), "JSON config file")
+	f.addr = fs.String("addr", "", "listen address (default "+DefaultAddr+")")
+	f.dataDir = fs.String("data-dir", "", "data directory: signing key and, without --database-url, the SQLite database")
+	f.noAuth = fs.Bool("insecure-dev-no-auth", false, "serve without authentication (loopback only, development)")
+	f.logFormat = fs.String("log-format", "", "json or text")
+	fs.StringVar(&f.given.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://user:password@host:port/db); when set, memories live there\n"+
+		"instead of the SQLite file in the data dir")
+	fs.IntVar(&f.given.DBMaxConns, "db-max-conns", 0, "PostgreSQL pool size (0: pgxpool's default, the larger of 4 and the CPUs)")
+	fs.DurationVar(&f.given.DBConnectTimeout, "db-connect-timeout", 0, "PostgreSQL dial timeout (default 5s)")
+	fs.DurationVar(&f.given.DBStatementTimeout, "db-statement-timeout", 0, "PostgreSQL statement_timeout (default 30s; 0 leaves the server's setting)")
+	fs.StringVar(&f.given.ValkeyURL, "valkey-url", "", "Valkey/Redis `URL` (redis://[:password@]host:port/db, rediss:// for TLS) for the state\n"+
+		"replicas share, such as MCP sessions (default: in process, one replica)")
+	fs.BoolVar(&f.given.Migrate, "migrate", false, "apply pending schema migrations at start. Without it serve refuses to start on a\n"+
+		"schema that is behind this binary (run codingbrain migrate up first); a new, empty\n"+
+		"SQLite database is the exception and is always initialised. A schema ahead of the\n"+
+		"binary is accepted with a warning. On PostgreSQL, replicas starting together with\n"+
+		"--migrate apply each migration once (advisory lock)")
+	return fs, f
+}
+
+// Usage lists the serve flags with their help, for `codingbrain serve -h`.
+func Usage() string {
+	fs, _ := newFlagSet(func(string) string { return "" })
+	var b strings.Builder
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	return b.String()
 }
 
 // Validate reports every problem at once.
@@ -154,7 +238,46 @@ func (c Config) Validate() error {
 	if c.InsecureNoAuth && err == nil && !IsLoopback(host) {
 		errs = append(errs, fmt.Errorf("insecure_no_auth: refused on %q; it works only on a loopback address", c.Addr))
 	}
+	// URLs are never quoted back: they may hold a password.
+	if c.DatabaseURL != "" && !validDatabaseURL(c.DatabaseURL) {
+		errs = append(errs, errors.New("database_url: use postgres://user:password@host:port/dbname "+
+			"(or postgresql://), or libpq key=value pairs such as \"host=db dbname=codingbrain\""))
+	}
+	if c.DBMaxConns < 0 || c.DBMaxConns > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("db_max_conns %d: use 0 (the pool's default) or a positive number", c.DBMaxConns))
+	}
+	if c.DBConnectTimeout < 0 {
+		errs = append(errs, fmt.Errorf("db_connect_timeout %s: use 0 (the URL's connect_timeout) or a positive duration", c.DBConnectTimeout))
+	}
+	if c.DBStatementTimeout < 0 {
+		errs = append(errs, fmt.Errorf("db_statement_timeout %s: use 0 (the server's setting) or a positive duration", c.DBStatementTimeout))
+	}
+	if c.ValkeyURL != "" && !validValkeyURL(c.ValkeyURL) {
+		errs = append(errs, errors.New("valkey_url: use redis://[user:password@]host:port[/db], rediss:// for TLS, or unix:///path/to/socket"))
+	}
 	return errors.Join(errs...)
+}
+
+func validDatabaseURL(s string) bool {
+	if !strings.Contains(s, "://") {
+		return strings.Contains(s, "=") // libpq key=value pairs
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql")
+}
+
+func validValkeyURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		return u.Host != ""
+	case "unix":
+		return u.Path != ""
+	}
+	return false
 }
 
 // IsLoopback reports whether host names only the local machine.
@@ -166,9 +289,156 @@ func IsLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// String prints the config for logs. It holds no secrets today; any added
-// later must be masked here.
+// String prints the config for logs, as JSON with durations as text ("5s")
+// and the passwords in database_url and valkey_url masked.
 func (c Config) String() string {
+	c.DatabaseURL, c.ValkeyURL = MaskURL(c.DatabaseURL), MaskURL(c.ValkeyURL)
 	b, _ := json.Marshal(c)
 	return string(b)
+}
+
+// mask replaces secrets in printed URLs.
+const mask = "xxxxx"
+
+// keywordPassword matches the password of a libpq key=value string.
+var keywordPassword = regexp.MustCompile(`(?i)\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']\S*)`)
+
+// MaskURL returns a database or Valkey URL fit for logs: the password of
+// its user info and any *password* query parameter are replaced by xxxxx;
+// in a libpq key=value string, the values of password and sslpassword are.
+// A string that looks like a URL but does not parse is hidden entirely.
+func MaskURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	if !strings.Contains(s, "://") {
+		return keywordPassword.ReplaceAllString(s, "${1}"+mask)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL, hidden)"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), mask)
+	}
+	if q := u.Query(); len(q) > 0 {
+		changed := false
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") {
+				q.Set(k, mask)
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}
+
+// Secrets are the passwords held in the configuration, as written and
+// URL-escaped, for scrubbing them out of error messages (a driver's parse
+// error may quote the URL it was given).
+func (c Config) Secrets() []string {
+	var out []string
+	add := func(p string) {
+		if p != "" && p != mask {
+			out = append(out, p)
+			if e := url.QueryEscape(p); e != p {
+				out = append(out, e)
+			}
+			if e := url.PathEscape(p); e != p {
+				out = append(out, e)
+			}
+		}
+	}
+	for _, s := range []string{c.DatabaseURL, c.ValkeyURL} {
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "://") {
+			for _, m := range keywordPassword.FindAllStringSubmatch(s, -1) {
+				add(strings.Trim(m[2], "'"))
+			}
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			add(s) // cannot find the password in it: hide the whole URL
+			continue
+		}
+		if p, ok := u.User.Password(); ok {
+			add(p)
+		}
+		for k, vs := range u.Query() {
+			if strings.Contains(strings.ToLower(k), "password") {
+				for _, v := range vs {
+					add(v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Redact replaces every secret of the configuration in s by xxxxx.
+func (c Config) Redact(s string) string {
+	for _, p := range c.Secrets() {
+		s = strings.ReplaceAll(s, p, mask)
+	}
+	return s
+}
+
+// MarshalJSON writes durations as text ("5s") rather than nanoseconds.
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	return json.Marshal(struct {
+		plain
+		ShutdownWait       string `json:"shutdown_wait"`
+		DBConnectTimeout   string `json:"db_connect_timeout"`
+		DBStatementTimeout string `json:"db_statement_timeout"`
+	}{plain(c), c.ShutdownWait.String(), c.DBConnectTimeout.String(), c.DBStatementTimeout.String()})
+}
+
+// UnmarshalJSON reads a config file. Durations are text ("5s", "1m30s") or
+// a number of nanoseconds; unknown fields are an error.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config
+	aux := struct {
+		*plain
+		ShutdownWait       json.RawMessage `json:"shutdown_wait"`
+		DBConnectTimeout   json.RawMessage `json:"db_connect_timeout"`
+		DBStatementTimeout json.RawMessage `json:"db_statement_timeout"`
+	}{plain: (*plain)(c)}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&aux); err != nil {
+		return err
+	}
+	return errors.Join(
+		jsonDuration("shutdown_wait", aux.ShutdownWait, &c.ShutdownWait),
+		jsonDuration("db_connect_timeout", aux.DBConnectTimeout, &c.DBConnectTimeout),
+		jsonDuration("db_statement_timeout", aux.DBStatementTimeout, &c.DBStatementTimeout))
+}
+
+// jsonDuration sets *dst from raw, a duration in a config file, if present.
+func jsonDuration(field string, raw json.RawMessage, dst *time.Duration) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%s %q: use a duration such as \"5s\" or \"1m30s\"", field, s)
+		}
+		*dst = v
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return fmt.Errorf("%s %s: use a duration such as \"5s\" or a number of nanoseconds", field, raw)
+	}
+	*dst = time.Duration(n)
+	return nil
 }
