@@ -16,6 +16,11 @@ type Principal struct {
 	Grants  []string `json:"grants,omitempty"`
 	// App is the client name the caller works through, when known.
 	App string `json:"app,omitempty"`
+	// TokenID is the jti of the token the caller presented, for audit.
+	TokenID string `json:"-"`
+	// KeyThumbprint, when set, is the DPoP key the token is bound to
+	// (cnf.jkt): every request must carry a proof signed by that key.
+	KeyThumbprint string `json:"-"`
 }
 
 // UserEntity is the access entity always granted to a principal.

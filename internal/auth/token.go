@@ -29,6 +29,14 @@ type Claims struct {
 	Scope  string   `json:"scope,omitempty"`
 	Grants []string `json:"grants,omitempty"`
 	App    string   `json:"app,omitempty"`
+	// Confirmation binds the token to a DPoP key (RFC 9449 §6): cnf.jkt
+	// is the SHA-256 JWK thumbprint of the key that must sign each proof.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim.
+type Confirmation struct {
+	JKT string `json:"jkt,omitempty"`
 }
 
 // HS256 signs and verifies tokens with one shared secret. It is the local,
@@ -54,26 +62,33 @@ func NewHS256(key []byte, issuer, audience string, now func() time.Time) *HS256 
 
 // Issue mints a token for p valid for ttl.
 func (h *HS256) Issue(p Principal, ttl time.Duration) (string, error) {
+	c, err := newClaims(p, h.issuer, h.audience, h.now(), ttl)
+	if err != nil {
+		return "", err
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(h.key)
+}
+
+// newClaims are the claims of a token for p issued now.
+func newClaims(p Principal, issuer, audience string, now time.Time, ttl time.Duration) (Claims, error) {
 	if p.Subject == "" || p.OrgID == "" {
-		return "", errors.New("issue token: sub and org_id are required")
+		return Claims{}, errors.New("issue token: sub and org_id are required")
 	}
 	if ttl <= 0 {
-		return "", errors.New("issue token: ttl must be positive")
-	}
-	now := h.now()
-	jti := make([]byte, 12)
-	if _, err := rand.Read(jti); err != nil {
-		return "", fmt.Errorf("issue token: %w", err)
+		return Claims{}, errors.New("issue token: ttl must be positive")
 	}
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: h.issuer, Subject: p.Subject, Audience: jwt.ClaimStrings{h.audience},
+			Issuer: issuer, Subject: p.Subject, Audience: jwt.ClaimStrings{audience},
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: fmt.Sprintf("%x", jti),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: rand.Text(),
 		},
 		OrgID: p.OrgID, Scope: strings.Join(p.Scopes, " "), Grants: p.Grants, App: p.App,
 	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(h.key)
+	if p.KeyThumbprint != "" {
+		c.Confirmation = &Confirmation{JKT: p.KeyThumbprint}
+	}
+	return c, nil
 }
 
 // Verify checks signature, algorithm, exp/nbf/iat (with Leeway), issuer,
@@ -92,13 +107,7 @@ func (h *HS256) Verify(_ context.Context, token string) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if c.Subject == "" {
-		return Principal{}, fmt.Errorf("%w: missing claim sub", ErrInvalidToken)
-	}
-	if c.OrgID == "" {
-		return Principal{}, fmt.Errorf("%w: missing claim org_id", ErrInvalidToken)
-	}
-	return Principal{Subject: c.Subject, OrgID: c.OrgID, Scopes: ParseScopes(c.Scope), Grants: c.Grants, App: c.App}, nil
+	return c.principal()
 }
 
 // KeyFile is the name of the HS256 signing key in the data directory.
