@@ -14,12 +14,13 @@ import (
 //   - project:P covers project:P and every team:P/*;
 //   - team:T and user:U cover exactly themselves.
 //
-// Everything stays inside the principal's org_id.
+// Everything stays inside the principal's org_id: a grant naming another
+// org (org:Y, project:Y/…, team:Y/…) is ignored, as are malformed ones.
 func AccessFor(p auth.Principal) Access {
 	a := Access{OrgID: p.OrgID, Entities: []string{p.UserEntity()}}
 	for _, g := range p.Grants {
 		kind, name, ok := strings.Cut(g, ":")
-		if !ok || name == "" {
+		if !ok || name == "" || validEntity(g) != nil || !inOrg(kind, name, p.OrgID) {
 			continue
 		}
 		a.Entities = append(a.Entities, g)
@@ -31,6 +32,18 @@ func AccessFor(p auth.Principal) Access {
 		}
 	}
 	return a
+}
+
+// inOrg reports whether the grant kind:name stays inside org.
+func inOrg(kind, name, org string) bool {
+	switch kind {
+	case "org":
+		return name == org
+	case "project", "team":
+		owner, _, _ := strings.Cut(name, "/")
+		return owner == org
+	}
+	return true
 }
 
 // entityKinds maps a scope to the access-entity kind a memory of that scope is
@@ -69,7 +82,7 @@ func resolveEntity(p auth.Principal, scope Scope) (string, error) {
 		return p.UserEntity(), nil
 	}
 	var options []string
-	for _, g := range p.Grants {
+	for _, g := range AccessFor(p).Entities {
 		if strings.HasPrefix(g, kind+":") {
 			options = append(options, g)
 		}

@@ -91,7 +91,7 @@ func testTenantIsolation(t *testing.T, e *env) {
 // case-sensitive and grant names are not patterns.
 func testGrants(t *testing.T, e *env) {
 	henry := principal("henry", "acme", "team:acme/backend2")
-	ivan := principal("ivan", "acme", "team:ACME/backend")
+	ivan := principal("ivan", "acme", "team:acme/Backend")
 	underscore := principal("uma", "acme", "org:ac_e")
 	percent := principal("pat", "acme", "org:%")
 	nm := names{}
@@ -103,7 +103,7 @@ func testGrants(t *testing.T, e *env) {
 	backend := mk("backend", alice, "team", "team:acme/backend")
 	backend2 := mk("backend2", henry, "team", "team:acme/backend2")
 	frontend := mk("frontend", frank, "team", "team:acme/frontend")
-	upper := mk("ACME-backend", ivan, "team", "team:ACME/backend")
+	upper := mk("acme-Backend", ivan, "team", "team:acme/Backend")
 	orgWide := mk("org", carol, "org", "org:acme")
 	apiProject := mk("api-project", carol, "project", "project:acme/api")
 	webProject := mk("web-project", carol, "project", "project:acme/web")
@@ -120,7 +120,7 @@ func testGrants(t *testing.T, e *env) {
 		{frank, []string{frontend}},
 		{ivan, []string{upper}},
 		{grace, []string{apiProject, apiTeam}},
-		{carol, []string{backend, backend2, frontend, orgWide, apiProject, webProject, apiTeam, apixTeam}},
+		{carol, []string{backend, backend2, frontend, upper, orgWide, apiProject, webProject, apiTeam, apixTeam}},
 		{bob, nil},
 		{underscore, nil},
 		{percent, nil},
