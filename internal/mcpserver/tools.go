@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -28,6 +29,16 @@ var toolScopes = map[string][]string{
 	"delete_memories": {auth.ScopeMemoriesDelete},
 	"memory_history":  {auth.ScopeMemoriesRead},
 	"whoami":          nil,
+}
+
+// ToolScopes returns a copy of the scopes each tool needs, for
+// documentation and tests.
+func ToolScopes() map[string][]string {
+	out := make(map[string][]string, len(toolScopes))
+	for name, scopes := range toolScopes {
+		out[name] = slices.Clone(scopes)
+	}
+	return out
 }
 
 // hints builds tool annotations. Every tool here works on a closed world:
