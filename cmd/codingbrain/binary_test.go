@@ -43,8 +43,12 @@ func buildBinary(t *testing.T) string {
 	return built.path
 }
 
+// runTests runs the tests; on unix it also removes the shared PostgreSQL
+// cluster of pgtest (postgres_e2e_test.go).
+var runTests = func(m *testing.M) int { return m.Run() }
+
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := runTests(m)
 	if built.path != "" {
 		os.RemoveAll(filepath.Dir(built.path))
 	}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/codingbrain/codingbrain/client"
+	"github.com/codingbrain/codingbrain/internal/memory"
+)
+
+// appliedRow matches a status row of migration 1 with its applied-at time.
+var appliedRow = regexp.MustCompile(`(?m)^1\s+0001_init\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
+
+func TestMigrateSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	dbPath := filepath.Join(dataDir, "codingbrain.db")
+
+	// status reports, it does not create the database.
+	r := runCLI(t, bin, nil, "migrate", "status", "--data-dir", dataDir)
+	if r.code != 0 || !strings.Contains(r.stdout, "no database there yet") {
+		t.Errorf("status of a missing database: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("status created %s: %v", dataDir, err)
+	}
+
+	r = runCLI(t, bin, nil, "migrate", "up", "--data-dir", dataDir)
+	if r.code != 0 || !strings.Contains(r.stdout, "store: SQLite "+dbPath) ||
+		!strings.Contains(r.stdout, "applied 0001_init (version 1)\nschema is now at version 1\n") {
+		t.Fatalf("up: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	// The data directory from the environment, as serve reads it.
+	r = runCLI(t, bin, []string{"CODINGBRAIN_DATA_DIR=" + dataDir}, "migrate", "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "VERSION  NAME       APPLIED") || !appliedRow.MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "current version 1, latest 1: up to date") {
+		t.Errorf("status after up: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, bin, nil, "migrate", "up", "--data-dir", dataDir)
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "schema is up to date at version 1\n") || strings.Contains(r.stdout, "applied") {
+		t.Errorf("second up: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// An explicit --data-dir wins over a database URL in the environment.
+	r = runCLI(t, bin, []string{"CODINGBRAIN_DATABASE_URL=postgres://nobody@127.0.0.1:1/none"}, "migrate", "status", "--data-dir", dataDir)
+	if r.code != 0 || !strings.Contains(r.stdout, "SQLite") {
+		t.Errorf("--data-dir with CODINGBRAIN_DATABASE_URL set: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// serve runs on the migrated file.
+	srv := startServer(t, bin, dataDir)
+	c := client.New(srv.url, srv.admin)
+	m, _, err := c.Add(t.Context(), memory.Input{Content: "Migrations run before serve on SQLite too."}, "")
+	if err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	if hits, err := c.Search(t.Context(), client.SearchRequest{Query: "migrations serve sqlite"}); err != nil || len(hits) != 1 || hits[0].Memory.ID != m.ID {
+		t.Errorf("search: %+v, %v", hits, err)
+	}
+}
+
+func TestMigrateUsage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string // in stdout+stderr
+	}{
+		{[]string{"migrate"}, 1, "Usage: codingbrain migrate up|status"},
+		{[]string{"migrate", "sideways"}, 1, `unknown subcommand "sideways"`},
+		{[]string{"migrate", "status", "extra"}, 1, `unexpected argument "extra"`},
+		{[]string{"migrate", "-h"}, 0, "Usage: codingbrain migrate up|status"},
+		{[]string{"migrate", "status", "--data-dir", "x", "--database-url", "postgres://db/x"}, 1, "not both"},
+		{[]string{"migrate", "up", "--database-url", "mysql://root:hunter2@db/x"}, 1, "database_url: use postgres://"},
+		{[]string{"help"}, 0, "codingbrain migrate up|status"},
+	} {
+		r := runCLI(t, bin, nil, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) || strings.Contains(r.stdout+r.stderr, "hunter2") {
+			t.Errorf("%v: exit %d (want %d)\nstdout: %s\nstderr: %s\nwant %q", tc.args, r.code, tc.code, r.stdout, r.stderr, tc.want)
+		}
+	}
+}
