@@ -77,12 +77,27 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startServer runs serve and returns once /health/ready answers 200.
-func startServer(t *testing.T, bin, dataDir string) *server {
+// startServer runs serve on a fresh data directory, with extra flags, and
+// returns once /health/ready answers 200 and the admin token of the first
+// start has been printed.
+func startServer(t *testing.T, bin, dataDir string, args ...string) *server {
+	t.Helper()
+	s := launch(t, bin, dataDir, args...)
+	m := regexp.MustCompile(`admin token:\s*(\S+)`).FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("first start printed no admin token:\n%s", s.out.String())
+	}
+	s.admin = m[1]
+	return s
+}
+
+// launch runs serve with extra flags and returns once /health/ready
+// answers 200. The process is killed when the test ends.
+func launch(t *testing.T, bin, dataDir string, args ...string) *server {
 	t.Helper()
 	addr := freeAddr(t)
 	s := &server{url: "http://" + addr, out: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "--addr", addr, "--data-dir", dataDir)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--data-dir", dataDir}, args...)...)
 	s.cmd.Env = cleanEnv()
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
@@ -110,7 +125,7 @@ func startServer(t *testing.T, bin, dataDir string) *server {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return s
 			}
 		}
 		select {
@@ -121,13 +136,6 @@ func startServer(t *testing.T, bin, dataDir string) *server {
 		case <-tick.C:
 		}
 	}
-
-	m := regexp.MustCompile(`admin token:\s*(\S+)`).FindStringSubmatch(s.out.String())
-	if m == nil {
-		t.Fatalf("first start printed no admin token:\n%s", s.out.String())
-	}
-	s.admin = m[1]
-	return s
 }
 
 // stop sends SIGTERM and returns the exit error.

@@ -82,6 +82,9 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"migrate", "status", "--data-dir", "x", "--database-url", "postgres://db/x"}, 1, "not both"},
 		{[]string{"migrate", "up", "--database-url", "mysql://root:hunter2@db/x"}, 1, "database_url: use postgres://"},
 		{[]string{"help"}, 0, "codingbrain migrate up|status"},
+		{[]string{"serve", "-h"}, 0, "-database-url URL"},
+		{[]string{"serve", "-h"}, 0, "-valkey-url URL"},
+		{[]string{"serve", "-h"}, 0, "a new, empty\n    \tSQLite database is the exception"},
 	} {
 		r := runCLI(t, bin, nil, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) || strings.Contains(r.stdout+r.stderr, "hunter2") {

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
@@ -16,7 +16,6 @@ import (
 	"github.com/codingbrain/codingbrain/internal/httpapi"
 	"github.com/codingbrain/codingbrain/internal/mcpserver"
 	"github.com/codingbrain/codingbrain/internal/memory"
-	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 )
 
 // adminTokenTTL is the lifetime of the token printed on first start.
@@ -25,25 +24,48 @@ const adminTokenTTL = 365 * 24 * time.Hour
 // dbFile is the SQLite database inside the data directory.
 const dbFile = "codingbrain.db"
 
+const serveUsage = `Usage: codingbrain serve [flags]
+
+Serves REST (/api/v1), MCP (/mcp, /sse) and health probes (/health/*).
+Memories live in the SQLite file codingbrain.db in the data directory, or in
+PostgreSQL with --database-url; the signing key is always in the data
+directory. Every flag has a CODINGBRAIN_* environment variable and a
+config file field (see README).
+
+Flags:
+`
+
 // runServe wires the server top to bottom — config, logger, store, auth,
 // service, REST and MCP handlers, HTTP server — and stops it in reverse
 // order when ctx ends.
-func runServe(ctx context.Context, args []string, e env) error {
+func runServe(ctx context.Context, args []string, e env) (err error) {
 	cfg, err := config.Load(args, e.getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(e.stdout, serveUsage+config.Usage())
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// A driver's error may quote the URL it was given: no password leaves.
+	defer func() {
+		if err != nil {
+			if msg := cfg.Redact(err.Error()); msg != err.Error() {
+				err = errors.New(msg)
+			}
+		}
+	}()
 	log := newLogger(cfg, e)
 	v, _, _ := buildInfo()
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+	b, err := openBackends(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
-	defer store.Close()
+	defer b.Close()
 
 	key, created, err := auth.LoadOrCreateKey(cfg.DataDir)
 	if err != nil {
@@ -77,15 +99,15 @@ func runServe(ctx context.Context, args []string, e env) error {
 	}
 	resourceMetadata := publicURL + "/.well-known/oauth-protected-resource"
 
-	svc := memory.NewService(store, memory.Options{})
+	svc := memory.NewService(b.store, memory.Options{})
 	mcp := mcpserver.New(svc, mcpserver.Options{
 		Logger: log, Verifier: tokens, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
-		Version: v, MaxBodyBytes: cfg.MaxBodyBytes,
+		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared,
 	})
 	api := httpapi.New(svc, httpapi.Options{
 		Logger: log, Verifier: tokens, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
 		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(),
-		Checks:   []httpapi.Check{{Name: "store", Critical: true, Probe: store.Ping}},
+		Checks:   b.checks,
 		Version:  v,
 		Resource: publicURL + "/mcp",
 	})
