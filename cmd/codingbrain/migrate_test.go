@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,14 +12,32 @@ import (
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
-// appliedRow matches a status row of migration 1 with its applied-at time.
-var appliedRow = regexp.MustCompile(`(?m)^1\s+0001_init\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
+// Rows of `migrate status`: the header, migration 1 applied (with its
+// time) and pending.
+var (
+	statusHeader = regexp.MustCompile(`(?m)^VERSION\s+NAME\s+APPLIED$`)
+	appliedRow   = regexp.MustCompile(`(?m)^1\s+0001_init\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
+	pendingRow   = regexp.MustCompile(`(?m)^1\s+0001_init\s+pending$`)
+)
+
+// latestMigration is the highest migration version the binary carries for
+// a store ("sqlite" or "postgres"): the stores require versions 1, 2, …
+// without gaps, so it is the number of files.
+func latestMigration(t *testing.T, store string) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "internal", "store", store, "migrations", "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no %s migrations found: %v", store, err)
+	}
+	return len(files)
+}
 
 func TestMigrateSQLite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildBinary(t)
+	latest := latestMigration(t, "sqlite")
 	dataDir := filepath.Join(t.TempDir(), "data")
 	dbPath := filepath.Join(dataDir, "codingbrain.db")
 
@@ -33,17 +52,18 @@ func TestMigrateSQLite(t *testing.T) {
 
 	r = runCLI(t, bin, nil, "migrate", "up", "--data-dir", dataDir)
 	if r.code != 0 || !strings.Contains(r.stdout, "store: SQLite "+dbPath) ||
-		!strings.Contains(r.stdout, "applied 0001_init (version 1)\nschema is now at version 1\n") {
+		!strings.Contains(r.stdout, "applied 0001_init (version 1)\n") ||
+		!strings.HasSuffix(r.stdout, fmt.Sprintf("schema is now at version %d\n", latest)) {
 		t.Fatalf("up: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	// The data directory from the environment, as serve reads it.
 	r = runCLI(t, bin, []string{"CODINGBRAIN_DATA_DIR=" + dataDir}, "migrate", "status")
-	if r.code != 0 || !strings.Contains(r.stdout, "VERSION  NAME       APPLIED") || !appliedRow.MatchString(r.stdout) ||
-		!strings.Contains(r.stdout, "current version 1, latest 1: up to date") {
+	if r.code != 0 || !statusHeader.MatchString(r.stdout) || !appliedRow.MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, fmt.Sprintf("current version %d, latest %d: up to date", latest, latest)) {
 		t.Errorf("status after up: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, bin, nil, "migrate", "up", "--data-dir", dataDir)
-	if r.code != 0 || !strings.HasSuffix(r.stdout, "schema is up to date at version 1\n") || strings.Contains(r.stdout, "applied") {
+	if r.code != 0 || !strings.HasSuffix(r.stdout, fmt.Sprintf("schema is up to date at version %d\n", latest)) || strings.Contains(r.stdout, "applied") {
 		t.Errorf("second up: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 

@@ -71,39 +71,43 @@ func TestMigratePostgres(t *testing.T) {
 	}
 	dbURL := withPassword(t, pgtest.Database(t))
 	bin := buildBinary(t)
+	latest := latestMigration(t, "postgres")
 
 	r := runCLI(t, bin, nil, "migrate", "status", "--database-url", dbURL)
 	noPassword(t, "migrate status", r.stdout, r.stderr)
 	if r.code != 0 || !strings.Contains(r.stdout, "store: PostgreSQL postgres://postgres:xxxxx@127.0.0.1:") ||
-		!strings.Contains(r.stdout, "1        0001_init  pending\n") ||
-		!strings.Contains(r.stdout, "current version 0, latest 1: 1 pending; run `codingbrain migrate up`") {
+		!statusHeader.MatchString(r.stdout) || !pendingRow.MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, fmt.Sprintf("current version 0, latest %d: %d pending; run `codingbrain migrate up`", latest, latest)) {
 		t.Fatalf("status of an empty database: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 
 	// The URL from the environment, as serve reads it.
 	r = runCLI(t, bin, []string{"CODINGBRAIN_DATABASE_URL=" + dbURL}, "migrate", "up")
 	noPassword(t, "migrate up", r.stdout, r.stderr)
-	if r.code != 0 || !strings.Contains(r.stdout, "applied 0001_init (version 1)\nschema is now at version 1\n") {
+	if r.code != 0 || !strings.Contains(r.stdout, "applied 0001_init (version 1)\n") ||
+		!strings.HasSuffix(r.stdout, fmt.Sprintf("schema is now at version %d\n", latest)) {
 		t.Fatalf("up: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, bin, nil, "migrate", "status", "--database-url", dbURL)
-	if r.code != 0 || !appliedRow.MatchString(r.stdout) || !strings.Contains(r.stdout, "current version 1, latest 1: up to date") {
+	if r.code != 0 || !appliedRow.MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, fmt.Sprintf("current version %d, latest %d: up to date", latest, latest)) {
 		t.Errorf("status after up: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, bin, nil, "migrate", "up", "--database-url", dbURL)
-	if r.code != 0 || !strings.HasSuffix(r.stdout, "schema is up to date at version 1\n") {
+	if r.code != 0 || !strings.HasSuffix(r.stdout, fmt.Sprintf("schema is up to date at version %d\n", latest)) {
 		t.Errorf("second up: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 
 	// A newer binary migrated further.
-	execSQL(t, dbURL, `INSERT INTO schema_migrations (version, name) VALUES (2, '0002_from_the_future')`)
+	future := latest + 1
+	execSQL(t, dbURL, fmt.Sprintf(`INSERT INTO schema_migrations (version, name) VALUES (%d, 'from_the_future')`, future))
 	r = runCLI(t, bin, nil, "migrate", "status", "--database-url", dbURL)
-	if r.code != 0 || !strings.Contains(r.stdout, "0002_from_the_future") || !strings.Contains(r.stdout, "(not in this binary)") ||
-		!strings.Contains(r.stdout, "current version 2, latest 1: the schema is ahead of this binary") {
+	if r.code != 0 || !strings.Contains(r.stdout, "from_the_future") || !strings.Contains(r.stdout, "(not in this binary)") ||
+		!strings.Contains(r.stdout, fmt.Sprintf("current version %d, latest %d: the schema is ahead of this binary", future, latest)) {
 		t.Errorf("status of a newer schema: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, bin, nil, "migrate", "up", "--database-url", dbURL)
-	if r.code != 0 || !strings.Contains(r.stdout, "schema is at version 2, ahead of this binary (latest 1); nothing to apply") {
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("schema is at version %d, ahead of this binary (latest %d); nothing to apply", future, latest)) {
 		t.Errorf("up on a newer schema: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 
@@ -125,13 +129,14 @@ func TestServePostgres(t *testing.T) {
 	}
 	dbURL := withPassword(t, pgtest.Database(t))
 	bin := buildBinary(t)
+	latest := latestMigration(t, "postgres")
 	dataDir := t.TempDir()
 
 	// A new database is behind: serve refuses unless told to migrate.
 	r := runCLI(t, bin, nil, "serve", "--addr", freeAddr(t), "--data-dir", dataDir, "--database-url", dbURL)
 	noPassword(t, "serve refusing", r.stdout, r.stderr)
-	if r.code == 0 || !strings.Contains(r.stderr,
-		"database schema is at version 0, this binary needs 1; run `codingbrain migrate up --database-url …` or start serve with --migrate") {
+	if r.code == 0 || !strings.Contains(r.stderr, fmt.Sprintf("database schema is at version 0, this binary needs %d; "+
+		"run `codingbrain migrate up --database-url …` or start serve with --migrate", latest)) {
 		t.Fatalf("serve on an empty database without --migrate: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 
@@ -162,7 +167,7 @@ func TestServePostgres(t *testing.T) {
 	}
 
 	// A newer binary migrated further: this one warns and serves.
-	execSQL(t, dbURL, `INSERT INTO schema_migrations (version, name) VALUES (2, '0002_from_the_future')`)
+	execSQL(t, dbURL, fmt.Sprintf(`INSERT INTO schema_migrations (version, name) VALUES (%d, 'from_the_future')`, latest+1))
 	srv = launch(t, bin, dataDir, "--database-url", dbURL)
 	if out := srv.out.String(); !strings.Contains(out, "database schema is ahead of this binary") {
 		t.Errorf("no warning about the newer schema:\n%s", out)
