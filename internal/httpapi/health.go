@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -43,13 +45,14 @@ const (
 type healthCache struct {
 	checks []Check
 	now    func() time.Time
+	log    *slog.Logger
 	mu     sync.Mutex
 	at     time.Time
 	last   []depStatus
 }
 
-func newHealthCache(checks []Check, now func() time.Time) *healthCache {
-	return &healthCache{checks: checks, now: now}
+func newHealthCache(checks []Check, now func() time.Time, log *slog.Logger) *healthCache {
+	return &healthCache{checks: checks, now: now, log: log}
 }
 
 func (h *healthCache) run(ctx context.Context) []depStatus {
@@ -69,7 +72,14 @@ func (h *healthCache) run(ctx context.Context) []depStatus {
 			d := depStatus{Name: c.Name, Status: "ok", Critical: c.Critical,
 				LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
 			if err != nil {
-				d.Status, d.Error = "unavailable", err.Error()
+				// The health routes need no token: the answer names the
+				// kind of failure, the log has the details (which can
+				// name hosts, users and databases).
+				d.Status, d.Error = "unavailable", "unreachable"
+				if errors.Is(err, context.DeadlineExceeded) {
+					d.Error = "no answer within " + probeTimeout.String()
+				}
+				h.log.Warn("dependency check failed", "dep", c.Name, "err", err)
 			}
 			out[i] = d
 		})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"net/http"
@@ -448,5 +449,31 @@ func TestOpenAPI(t *testing.T) {
 	}
 	if !bytes.Equal(want, pretty.Bytes()) {
 		t.Errorf("openapi.json differs from %s; run go test ./internal/httpapi -run TestOpenAPI -update and review the diff", golden)
+	}
+}
+
+// TestDepsHideErrorDetails: /health/deps needs no token, so a failing
+// check shows the kind of failure, never the error text (which for a
+// database names its host, user and database).
+func TestDepsHideErrorDetails(t *testing.T) {
+	const secret = "postgres://svc:hunter2@db.internal:5432/brain"
+	api := httpapi.New(nil, httpapi.Options{Checks: []httpapi.Check{
+		{Name: "db", Critical: true, Probe: func(context.Context) error { return errors.New("dial " + secret + ": connection refused") }},
+	}})
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/health/deps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"error":"unreachable"`) {
+		t.Errorf("deps: %d %s, want 503 with error unreachable", resp.StatusCode, body)
+	}
+	for _, leak := range []string{"hunter2", "db.internal", "svc", "brain"} {
+		if strings.Contains(string(body), leak) {
+			t.Errorf("deps answer %s reveals %q", body, leak)
+		}
 	}
 }

@@ -65,7 +65,7 @@ func New(svc *memory.Service, opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
-	s.health = newHealthCache(opts.Checks, opts.Now)
+	s.health = newHealthCache(opts.Checks, opts.Now, opts.Logger)
 	s.routes()
 	s.handler = s.withRequestID(s.withLogging(s.withRecover(s.mux)))
 	return s
