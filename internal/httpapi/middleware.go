@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/kv"
 )
 
 type requestIDKey struct{}
@@ -119,50 +120,51 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// bearer extracts the token from the Authorization header; tokens in the
-// query string are never read.
-func bearer(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return "", false
+func (s *Server) bearerChallenge() string {
+	if s.opts.ResourceMetadataURL != "" {
+		return fmt.Sprintf("Bearer resource_metadata=%q", s.opts.ResourceMetadataURL)
 	}
-	return strings.TrimSpace(token), true
+	return "Bearer"
 }
 
-func (s *Server) unauthorized(msg string) error {
-	hint := "Bearer"
-	if s.opts.ResourceMetadataURL != "" {
-		hint = fmt.Sprintf("Bearer resource_metadata=%q", s.opts.ResourceMetadataURL)
-	}
-	return &httpError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg, wwwAuthHint: hint}
+// unauthorized answers 401 with two challenges: Bearer (with the resource
+// metadata URL) and DPoP, which names the proof algorithms and, when err is
+// a DPoP failure, its error code (RFC 9449 §7.1).
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg string, err error) {
+	w.Header().Add("WWW-Authenticate", s.bearerChallenge())
+	w.Header().Add("WWW-Authenticate", auth.DPoPChallenge(err))
+	s.writeError(w, r, &httpError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg})
 }
 
 // authenticate puts the caller's principal in the context or answers 401.
+// Tokens come as "Authorization: Bearer" or, when DPoP-bound, as
+// "Authorization: DPoP" with a DPoP proof header (auth.DPoP has the rules).
+// A replay cache that cannot be reached is 503: the proof is not accepted.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearer(r)
-		var p auth.Principal
+		p, _, err := s.opts.DPoP.Authenticate(r, s.opts.Verifier, s.opts.PublicURL)
 		switch {
-		case !ok && s.opts.DevPrincipal != nil:
+		case errors.Is(err, auth.ErrNoCredentials) && s.opts.DevPrincipal != nil:
 			p = *s.opts.DevPrincipal
-		case !ok:
-			s.writeError(w, r, s.unauthorized("send a token in the Authorization: Bearer header"))
+		case errors.Is(err, auth.ErrNoCredentials):
+			s.unauthorized(w, r, "send a token in the Authorization header (Bearer, or DPoP with a DPoP proof)", err)
 			return
-		case s.opts.Verifier == nil:
-			s.writeError(w, r, s.unauthorized("this server accepts no tokens"))
-			return
-		default:
-			var err error
-			p, err = s.opts.Verifier.Verify(r.Context(), token)
-			if err != nil {
-				if !errors.Is(err, auth.ErrInvalidToken) {
-					s.writeError(w, r, err)
-					return
-				}
-				s.log.WarnContext(r.Context(), "authentication failed", "reason", err.Error(), "request_id", requestID(r.Context()))
-				s.writeError(w, r, s.unauthorized("the token is not valid"))
-				return
+		case errors.Is(err, auth.ErrInvalidToken):
+			s.log.WarnContext(r.Context(), "authentication failed", "reason", err.Error(), "request_id", requestID(r.Context()))
+			msg := "the token is not valid"
+			if errors.Is(err, auth.ErrInvalidDPoPProof) || errors.Is(err, auth.ErrDPoPBinding) {
+				msg = "the token or its DPoP proof is not valid"
 			}
+			s.unauthorized(w, r, msg, err)
+			return
+		case errors.Is(err, kv.ErrUnavailable):
+			s.log.ErrorContext(r.Context(), "dpop replay cache unavailable", "err", err, "request_id", requestID(r.Context()))
+			w.Header().Set("Retry-After", "1")
+			s.writeError(w, r, &httpError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "the DPoP proof cannot be checked now; retry with a new proof"})
+			return
+		case err != nil:
+			s.writeError(w, r, err)
+			return
 		}
 		if h, ok := r.Context().Value(holderKey{}).(*principalHolder); ok {
 			h.sub, h.org = p.Subject, p.OrgID

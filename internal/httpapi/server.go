@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
@@ -26,6 +27,16 @@ type Options struct {
 	MaxBodyBytes int64
 	// ResourceMetadataURL is announced in WWW-Authenticate on 401.
 	ResourceMetadataURL string
+	// DPoP checks the proofs of DPoP-bound tokens (RFC 9449; the rules are
+	// in auth.DPoP). nil means a checker with an in-process replay cache:
+	// bound tokens are never accepted without a proof. Give every replica
+	// the same shared one (kv.Valkey), and share it with the MCP server.
+	DPoP *auth.DPoP
+	// PublicURL is the externally visible base URL of the server, such as
+	// https://brain.example.com; a proof's htu must be PublicURL followed by
+	// the request path. Empty means the request's scheme and Host, which is
+	// wrong behind a proxy that terminates TLS or rewrites Host.
+	PublicURL string
 	// MCP serves /mcp (Streamable HTTP) and SSE the legacy HTTP+SSE
 	// transport at /sse; both may be nil. They authenticate on their own.
 	MCP, SSE http.Handler
@@ -63,6 +74,13 @@ func New(svc *memory.Service, opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.DPoP == nil {
+		d, err := auth.NewDPoP(auth.DPoPConfig{Replay: kv.NewMemory(nil), Now: opts.Now})
+		if err != nil {
+			panic(err) // the defaults are valid
+		}
+		opts.DPoP = d
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	s.health = newHealthCache(opts.Checks, opts.Now, opts.Logger)
