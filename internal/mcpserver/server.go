@@ -20,8 +20,11 @@
 //   - stdio, ServeStdio: one session for a fixed principal, for clients that
 //     spawn `codingbrain mcp`.
 //
-// Every HTTP request needs a bearer token (or, in explicit development mode
-// on loopback, acts as a fixed principal). Each tool names the scopes it needs
+// Every HTTP request needs a token: "Authorization: Bearer", or, for a
+// DPoP-bound token (cnf.jkt), "Authorization: DPoP" with a DPoP proof
+// header, under the same rules as REST (auth.DPoP; authenticate says how
+// that fits the SDK's bearer-token middleware). In explicit development
+// mode on loopback a request without a token acts as a fixed principal. Each tool names the scopes it needs
 // in toolScopes and checks them before it calls the service; failures come
 // back as tool results with isError set and a message a model can act on.
 package mcpserver
@@ -63,6 +66,17 @@ type Options struct {
 	// MaxBodyBytes limits HTTP request bodies; larger ones get 413.
 	// Zero means mcp.DefaultMaxRequestBodyBytes.
 	MaxBodyBytes int64
+	// DPoP checks the proofs of DPoP-bound tokens (RFC 9449; the rules are
+	// in auth.DPoP). nil means a checker with an in-process replay cache:
+	// bound tokens are never accepted without a proof. Give every replica
+	// the same shared one (kv.Valkey), and share it with the REST server.
+	DPoP *auth.DPoP
+	// PublicURL is the externally visible base URL of the server, such as
+	// https://brain.example.com; a proof's htu must be PublicURL followed by
+	// the request path (/mcp, /sse). Empty means the request's scheme and
+	// Host, which is wrong behind a proxy that terminates TLS or rewrites
+	// Host.
+	PublicURL string
 	// Sessions holds the bindings of Streamable HTTP sessions so that any
 	// replica can serve a session another one opened: kv.Valkey when several
 	// replicas share state, kv.Memory (the default) on a single node.
@@ -94,6 +108,13 @@ func New(svc *memory.Service, opts Options) *Server {
 	}
 	if opts.Sessions == nil {
 		opts.Sessions = kv.NewMemory(nil)
+	}
+	if opts.DPoP == nil {
+		d, err := auth.NewDPoP(auth.DPoPConfig{Replay: kv.NewMemory(nil)})
+		if err != nil {
+			panic(err) // the defaults are valid
+		}
+		opts.DPoP = d
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, sessions: sessionStore{opts.Sessions}}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "codingbrain", Title: "Coding Brain", Version: opts.Version},
@@ -202,11 +223,22 @@ func peek(body []byte) (method, version string) {
 	return msg.Method, version
 }
 
-type devRequestKey struct{}
+type verifiedKey struct{}
 
-// authenticate requires a bearer token, verified by the configured
-// Verifier. In development mode a request without a token is marked in its
-// context (which no client can do) and gets the development principal.
+// authenticate verifies the caller, then lets the SDK's RequireBearerToken
+// put the caller's TokenInfo in the context, where the SDK's session checks
+// find it (a session belongs to TokenInfo.UserID).
+//
+// The SDK does not verify tokens itself here: it reads only
+// "Authorization: Bearer" and can answer only 401 or 500 with a Bearer
+// challenge, while a DPoP-bound token comes as "Authorization: DPoP" with a
+// DPoP proof header, a failure needs a DPoP challenge, and a replay cache
+// that is down needs 503. So auth.DPoP.Authenticate, the same rules as
+// REST, runs first. The principal it returns goes into the context (which
+// no client can set) and the request goes on as "Authorization: Bearer
+// <token>" so that the SDK finds a token; verifyToken reads the principal
+// back. In development mode a request without an Authorization header gets
+// the development principal the same way.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	require := sdkauth.RequireBearerToken(s.verifyToken, &sdkauth.RequireBearerTokenOptions{
 		ResourceMetadataURL: s.opts.ResourceMetadataURL,
@@ -214,37 +246,62 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		// expiry; an expired token never gets here.
 		AllowMissingExpiration: true,
 	})(next)
-	if s.opts.DevPrincipal == nil {
-		return require
-	}
-	dev := *s.opts.DevPrincipal
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			r = r.WithContext(context.WithValue(r.Context(), devRequestKey{}, dev))
-			r.Header.Set("Authorization", "Bearer insecure-dev-no-auth")
+		var (
+			p     auth.Principal
+			token = "insecure-dev-no-auth"
+		)
+		if dev := s.opts.DevPrincipal; dev != nil && r.Header.Get("Authorization") == "" {
+			p = *dev
+		} else {
+			var err error
+			if p, token, err = s.opts.DPoP.Authenticate(r, s.opts.Verifier, s.opts.PublicURL); err != nil {
+				s.deny(w, r, err)
+				return
+			}
 		}
+		r = r.Clone(context.WithValue(r.Context(), verifiedKey{}, p))
+		r.Header.Set("Authorization", "Bearer "+token)
 		require.ServeHTTP(w, r)
 	})
 }
 
-// verifyToken adapts auth.Verifier to the SDK. The reason a token failed is
-// logged, not shown to the caller.
-func (s *Server) verifyToken(ctx context.Context, token string, r *http.Request) (*sdkauth.TokenInfo, error) {
-	if p, ok := r.Context().Value(devRequestKey{}).(auth.Principal); ok {
+// verifyToken hands the principal that authenticate verified to the SDK.
+func (s *Server) verifyToken(_ context.Context, _ string, r *http.Request) (*sdkauth.TokenInfo, error) {
+	if p, ok := r.Context().Value(verifiedKey{}).(auth.Principal); ok {
 		return tokenInfo(p), nil
 	}
-	if s.opts.Verifier == nil {
-		return nil, fmt.Errorf("%w: no token verifier configured", sdkauth.ErrInvalidToken)
-	}
-	p, err := s.opts.Verifier.Verify(ctx, token)
-	if err != nil {
-		s.log.InfoContext(ctx, "mcp token rejected", "err", err, "remote", r.RemoteAddr)
-		if errors.Is(err, auth.ErrInvalidToken) {
-			return nil, sdkauth.ErrInvalidToken
+	return nil, fmt.Errorf("%w: request not authenticated", sdkauth.ErrInvalidToken)
+}
+
+// deny answers a request whose credentials were not accepted: 401 with a
+// Bearer and a DPoP challenge (RFC 6750, RFC 9728, RFC 9449 §7.1), 503 when
+// the DPoP replay cache cannot be reached, 500 when the verifier failed.
+// Why a token failed is logged, not shown to the caller.
+func (s *Server) deny(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	switch {
+	case errors.Is(err, auth.ErrNoCredentials), errors.Is(err, auth.ErrInvalidToken):
+		msg := "no token: send Authorization: Bearer, or DPoP with a DPoP proof"
+		if !errors.Is(err, auth.ErrNoCredentials) {
+			s.log.InfoContext(ctx, "mcp token rejected", "err", err, "remote", r.RemoteAddr)
+			msg = "invalid token"
 		}
-		return nil, errors.New("token verification unavailable")
+		bearer := "Bearer"
+		if s.opts.ResourceMetadataURL != "" {
+			bearer = fmt.Sprintf("Bearer resource_metadata=%q", s.opts.ResourceMetadataURL)
+		}
+		w.Header().Add("WWW-Authenticate", bearer)
+		w.Header().Add("WWW-Authenticate", auth.DPoPChallenge(err))
+		http.Error(w, msg, http.StatusUnauthorized)
+	case errors.Is(err, kv.ErrUnavailable):
+		s.log.ErrorContext(ctx, "mcp dpop replay cache unavailable", "err", err, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the DPoP proof cannot be checked now; retry with a new proof", http.StatusServiceUnavailable)
+	default:
+		s.log.ErrorContext(ctx, "mcp token verification failed", "err", err, "remote", r.RemoteAddr)
+		http.Error(w, "token verification unavailable", http.StatusInternalServerError)
 	}
-	return tokenInfo(p), nil
 }
 
 // tokenInfo describes p to the SDK. UserID binds sessions to the principal:
