@@ -24,9 +24,10 @@
 // DPoP-bound token (cnf.jkt), "Authorization: DPoP" with a DPoP proof
 // header, under the same rules as REST (auth.DPoP; authenticate says how
 // that fits the SDK's bearer-token middleware). In explicit development
-// mode on loopback a request without a token acts as a fixed principal. Each tool names the scopes it needs
-// in toolScopes and checks them before it calls the service; failures come
-// back as tool results with isError set and a message a model can act on.
+// mode on loopback a request without a token acts as a fixed principal.
+// Each tool names the scopes it needs in toolScopes and checks them before
+// it calls the service; failures come back as tool results with isError set
+// and a message a model can act on.
 package mcpserver
 
 import (
