@@ -194,7 +194,7 @@ func TestEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 	srv := startServer(t, bin, dataDir)
 
-	r = runCLI(t, bin, nil, "token", "issue", "--data-dir", dataDir, "--sub", "alice", "--org", "acme",
+	r = runCLI(t, bin, nil, "token", "issue", "--data-dir", dataDir, "--public-url", srv.url, "--sub", "alice", "--org", "acme",
 		"--scopes", "memories:read memories:write memories:delete search:read", "--ttl", "1h")
 	token := strings.TrimSpace(r.stdout)
 	if r.code != 0 || token == "" || strings.ContainsAny(token, " \n") {

@@ -33,6 +33,7 @@ Usage:
   codingbrain mcp [flags]            MCP over stdio, for clients that spawn a process
   codingbrain memory <cmd> [flags]   add, get, list, search, update, delete memories
   codingbrain token issue [flags]    mint a token signed with the data directory's key
+  codingbrain keys generate|retire   make or retire a JWKS signing key pair (rotation)
   codingbrain migrate up|status      apply or list schema migrations (SQLite or PostgreSQL)
   codingbrain version                print version information
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMemory(ctx, rest, e)
 	case "token":
 		return runToken(ctx, rest, e)
+	case "keys":
+		return runKeys(ctx, rest, e)
 	case "migrate":
 		return runMigrate(ctx, rest, e)
 	case "version", "--version", "-v":

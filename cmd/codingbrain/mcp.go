@@ -6,72 +6,79 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/config"
 	"github.com/codingbrain/codingbrain/internal/mcpserver"
 	"github.com/codingbrain/codingbrain/internal/memory"
-	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 )
 
-const mcpUsage = `Usage: codingbrain mcp [--data-dir DIR] [--token TOKEN]
+const mcpUsage = `Usage: codingbrain mcp [--token TOKEN] [serve flags]
 
 Serves MCP over stdin/stdout for clients that spawn a process, acting as the
-principal of TOKEN (default $CODINGBRAIN_TOKEN). The token must be signed
-with the data directory's key (see "codingbrain token issue"). Logs go to
-stderr; stdout carries only the protocol.
+principal of TOKEN (default $CODINGBRAIN_TOKEN). It reads the same
+configuration as serve (data dir, --database-url, --jwks-url, …) and checks
+the token the same way. Logs go to stderr; stdout carries only the protocol.
 
 Flags:
 `
 
 // runMCP serves MCP over stdio until stdin closes or ctx is done.
-func runMCP(ctx context.Context, args []string, e env) error {
-	fs := flag.NewFlagSet("mcp", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, mcpUsage); fs.PrintDefaults() }
-	dataDir := fs.String("data-dir", firstNonEmpty(e.getenv("CODINGBRAIN_DATA_DIR"), config.Default().DataDir), "data directory holding codingbrain.db and signing.key")
-	token := fs.String("token", "", "bearer token (default $CODINGBRAIN_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+func runMCP(ctx context.Context, args []string, e env) (err error) {
+	var token *string
+	cfg, err := config.LoadWith(args, e.getenv, func(fs *flag.FlagSet) {
+		token = fs.String("token", "", "bearer token (default $CODINGBRAIN_TOKEN)")
+	})
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(e.stderr, mcpUsage+"  -token string\n    \tbearer token (default $CODINGBRAIN_TOKEN)\n"+config.Usage())
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mcp: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if msg := cfg.Redact(err.Error()); msg != err.Error() {
+				err = errors.New(msg)
+			}
 		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "mcp: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return errUsage
-	}
+	}()
 	if *token == "" {
 		*token = e.getenv("CODINGBRAIN_TOKEN")
 	}
 	if *token == "" {
 		return errors.New("mcp: no token; pass --token or set CODINGBRAIN_TOKEN (mint one with `codingbrain token issue`)")
 	}
+	if cfg.LogLevel == config.Default().LogLevel && e.getenv("CODINGBRAIN_LOG_LEVEL") == "" {
+		cfg.LogLevel = "warn" // stdio clients show stderr to users
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: mcpLogLevel(cfg.LogLevel)}))
 
-	key, err := auth.LoadKey(*dataDir)
+	key, err := auth.LoadKey(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("mcp: %w", err)
 	}
-	verifier := auth.NewHS256(key,
-		firstNonEmpty(e.getenv("CODINGBRAIN_ISSUER"), config.DefaultIssuer),
-		firstNonEmpty(e.getenv("CODINGBRAIN_AUDIENCE"), config.DefaultAudience), nil)
+	verifier, err := auth.NewJWT(ctx, auth.VerifierConfig{
+		Issuer: cfg.Issuer, Audience: cfg.TokenAudience(cfg.BaseURL()), HMACKey: key,
+		JWKSURL: cfg.JWKSURL, JWKSRefresh: cfg.JWKSRefresh, Leeway: cfg.TokenLeeway,
+	})
+	if err != nil {
+		return fmt.Errorf("mcp: %w", err)
+	}
 	p, err := verifier.Verify(ctx, *token)
 	if err != nil {
 		return fmt.Errorf("mcp: verify token: %w", err)
 	}
 
-	store, err := sqlite.Open(ctx, filepath.Join(*dataDir, dbFile))
+	b, err := openBackends(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("mcp: open store: %w", err)
+		return fmt.Errorf("mcp: %w", err)
 	}
-	defer store.Close()
+	defer b.Close()
 
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: mcpLogLevel(e.getenv("CODINGBRAIN_LOG_LEVEL"))}))
 	v, _, _ := buildInfo()
-	srv := mcpserver.New(memory.NewService(store, memory.Options{}), mcpserver.Options{Logger: log, Version: v})
-	log.Info("serving mcp over stdio", "sub", p.Subject, "org_id", p.OrgID, "data_dir", *dataDir)
+	srv := mcpserver.New(memory.NewService(b.store, memory.Options{}), mcpserver.Options{Logger: log, Version: v})
+	log.Info("serving mcp over stdio", "sub", p.Subject, "org_id", p.OrgID)
 	if err := srv.ServeStdio(ctx, p, e.stdin, e.stdout); err != nil {
 		return fmt.Errorf("mcp: %w", err)
 	}

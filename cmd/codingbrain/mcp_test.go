@@ -26,7 +26,7 @@ func mcpDataDir(t *testing.T, p auth.Principal) (dir, token string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err = auth.NewHS256(key, config.DefaultIssuer, config.DefaultAudience, nil).Issue(p, time.Hour)
+	token, err = auth.NewHS256(key, config.DefaultIssuer, config.Default().TokenAudience(config.Default().BaseURL()), nil).Issue(p, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,8 @@ func TestServePostgres(t *testing.T) {
 		t.Fatalf("serve on an empty database without --migrate: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 
-	srv := startServer(t, bin, dataDir, "--database-url", dbURL, "--migrate")
+	// One public URL across restarts: it is the audience of the tokens.
+	srv := startServer(t, bin, dataDir, "--database-url", dbURL, "--migrate", "--public-url", "http://brain.test")
 	out := srv.out.String()
 	noPassword(t, "serve --migrate", out)
 	if !strings.Contains(out, `"msg":"applied migration","version":1,"name":"0001_init"`) ||
@@ -168,7 +169,7 @@ func TestServePostgres(t *testing.T) {
 
 	// A newer binary migrated further: this one warns and serves.
 	execSQL(t, dbURL, fmt.Sprintf(`INSERT INTO schema_migrations (version, name) VALUES (%d, 'from_the_future')`, latest+1))
-	srv = launch(t, bin, dataDir, "--database-url", dbURL)
+	srv = launch(t, bin, dataDir, "--database-url", dbURL, "--public-url", "http://brain.test")
 	if out := srv.out.String(); !strings.Contains(out, "database schema is ahead of this binary") {
 		t.Errorf("no warning about the newer schema:\n%s", out)
 	}

@@ -31,7 +31,9 @@ func TestTwoReplicas(t *testing.T) {
 	rs := redistest.New(t)
 	bin := buildBinary(t)
 	dataDir := t.TempDir() // shared: both replicas read the one signing key
-	flags := []string{"--database-url", dbURL, "--valkey-url", rs.URL(), "--migrate"}
+	// Behind one load balancer the replicas share a public URL, the
+	// audience of their tokens.
+	flags := []string{"--database-url", dbURL, "--valkey-url", rs.URL(), "--migrate", "--public-url", "http://brain.test"}
 	a := startServer(t, bin, dataDir, flags...)
 	b := launch(t, bin, dataDir, flags...)
 	token := a.admin

@@ -67,14 +67,32 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	}
 	defer b.Close()
 
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+	resource := publicURL + "/mcp"
+	audience := cfg.TokenAudience(publicURL)
+
 	key, created, err := auth.LoadOrCreateKey(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	tokens := auth.NewHS256(key, cfg.Issuer, cfg.Audience, nil)
+	verifier, err := auth.NewJWT(ctx, auth.VerifierConfig{
+		Issuer: cfg.Issuer, Audience: audience, HMACKey: key,
+		JWKSURL: cfg.JWKSURL, JWKSRefresh: cfg.JWKSRefresh, Leeway: cfg.TokenLeeway,
+	})
+	if err != nil {
+		return err
+	}
 	if created {
 		admin := auth.Principal{Subject: "admin", OrgID: "local", Scopes: auth.AllScopes, Grants: []string{"org:local"}}
-		t, err := tokens.Issue(admin, adminTokenTTL)
+		t, err := auth.NewHS256(key, cfg.Issuer, audience, nil).Issue(admin, adminTokenTTL)
 		if err != nil {
 			return err
 		}
@@ -82,34 +100,32 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 			"It is shown once and valid for a year; mint others with `codingbrain token issue --data-dir %s`.\n",
 			cfg.DataDir, t, cfg.DataDir)
 	}
+	dpop, err := auth.NewDPoP(auth.DPoPConfig{Replay: b.shared})
+	if err != nil {
+		return err
+	}
 
 	var dev *auth.Principal
 	if cfg.InsecureNoAuth {
 		dev = &auth.Principal{Subject: "dev", OrgID: "local", Scopes: auth.AllScopes, Grants: []string{"org:local"}, App: "dev"}
 		log.Warn("serving WITHOUT authentication (--insecure-dev-no-auth); loopback only, never in production", "addr", cfg.Addr)
 	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	publicURL := cfg.PublicURL
-	if publicURL == "" {
-		publicURL = "http://" + ln.Addr().String()
-	}
+	log.Info("authentication", "issuer", cfg.Issuer, "audience", audience, "jwks_url", cfg.JWKSURL)
 	resourceMetadata := publicURL + "/.well-known/oauth-protected-resource"
 
 	svc := memory.NewService(b.store, memory.Options{})
 	mcp := mcpserver.New(svc, mcpserver.Options{
-		Logger: log, Verifier: tokens, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
-		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared,
+		Logger: log, Verifier: verifier, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
+		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL,
 	})
 	api := httpapi.New(svc, httpapi.Options{
-		Logger: log, Verifier: tokens, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger: log, Verifier: verifier, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
 		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(),
-		Checks:   b.checks,
-		Version:  v,
-		Resource: publicURL + "/mcp",
+		Checks:    b.checks,
+		Version:   v,
+		Resource:  resource,
+		DPoP:      dpop,
+		PublicURL: publicURL,
 	})
 	srv := &http.Server{
 		Handler:           api,

@@ -85,7 +85,16 @@ func ParseSigningKey(b []byte) (SigningKey, error) {
 // JWKS returns the public JSON Web Key Set of keys, for a verifier's
 // JWKSURL. During a rotation it holds the old and the new key.
 func JWKS(keys ...SigningKey) ([]byte, error) {
-	set := jwkset.NewMemoryStorage()
+	return AddToJWKS(nil, keys...)
+}
+
+// AddToJWKS returns the set existing (a JWKS document; empty for none)
+// with the public keys of keys added.
+func AddToJWKS(existing []byte, keys ...SigningKey) ([]byte, error) {
+	set, err := parseJWKS(existing)
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range keys {
 		j, err := jwkset.NewJWKFromKey(k.Private.Public(), jwkset.JWKOptions{
 			Metadata: jwkset.JWKMetadataOptions{KID: k.KID, ALG: jwkset.ALG(k.Alg), USE: jwkset.UseSig},
@@ -97,6 +106,48 @@ func JWKS(keys ...SigningKey) ([]byte, error) {
 			return nil, fmt.Errorf("jwks: key %s: %w", k.KID, err)
 		}
 	}
+	return marshalJWKS(set)
+}
+
+// RemoveFromJWKS returns the set existing without the key kid; a kid that
+// is not there is an error, so that a typo does not pass for a rotation.
+func RemoveFromJWKS(existing []byte, kid string) ([]byte, error) {
+	set, err := parseJWKS(existing)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := set.KeyDelete(context.Background(), kid)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("jwks: no key with kid %q", kid)
+	}
+	return marshalJWKS(set)
+}
+
+func parseJWKS(b []byte) (*jwkset.MemoryJWKSet, error) {
+	set := jwkset.NewMemoryStorage()
+	if len(b) == 0 {
+		return set, nil
+	}
+	var m jwkset.JWKSMarshal
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	keys, err := m.JWKSlice()
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	for _, k := range keys {
+		if err := set.KeyWrite(context.Background(), k); err != nil {
+			return nil, fmt.Errorf("jwks: %w", err)
+		}
+	}
+	return set, nil
+}
+
+func marshalJWKS(set *jwkset.MemoryJWKSet) ([]byte, error) {
 	m, err := set.Marshal(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)

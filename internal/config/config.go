@@ -21,12 +21,25 @@ import (
 
 // Config is everything `codingbrain serve` can be told.
 type Config struct {
-	Addr         string        `json:"addr"`
-	DataDir      string        `json:"data_dir"`
-	MaxBodyBytes int64         `json:"max_body_bytes"`
-	Issuer       string        `json:"issuer"`
-	Audience     string        `json:"audience"`
-	PublicURL    string        `json:"public_url"`
+	Addr         string `json:"addr"`
+	DataDir      string `json:"data_dir"`
+	MaxBodyBytes int64  `json:"max_body_bytes"`
+	Issuer       string `json:"issuer"`
+	// Audience is the aud every token must carry. Empty means this
+	// server's resource URI, PublicURL + "/mcp" (RFC 8707).
+	Audience string `json:"audience"`
+	// PublicURL is the base URL clients reach the server at. It names the
+	// resource in tokens and metadata and is the base of DPoP's htu. It is
+	// required on a non-loopback address; on loopback it defaults to
+	// http://<addr>.
+	PublicURL string `json:"public_url"`
+	// JWKSURL, when set, also accepts RS256/ES256/EdDSA tokens signed by a
+	// key in the JSON Web Key Set there (an identity provider's), refreshed
+	// every JWKSRefresh and at once when a token names an unknown kid.
+	JWKSURL     string        `json:"jwks_url"`
+	JWKSRefresh time.Duration `json:"jwks_refresh"`
+	// TokenLeeway is the clock skew tolerated on exp, nbf and iat.
+	TokenLeeway  time.Duration `json:"token_leeway"`
 	ShutdownWait time.Duration `json:"shutdown_wait"`
 	LogFormat    string        `json:"log_format"`
 	LogLevel     string        `json:"log_level"`
@@ -55,9 +68,8 @@ type Config struct {
 
 // Defaults for a single developer on one machine.
 const (
-	DefaultAddr     = "127.0.0.1:8765"
-	DefaultIssuer   = "codingbrain-local"
-	DefaultAudience = "codingbrain"
+	DefaultAddr   = "127.0.0.1:8765"
+	DefaultIssuer = "codingbrain-local"
 )
 
 // Default returns the embedded defaults.
@@ -67,7 +79,8 @@ func Default() Config {
 		DataDir:      defaultDataDir(),
 		MaxBodyBytes: 1 << 20,
 		Issuer:       DefaultIssuer,
-		Audience:     DefaultAudience,
+		JWKSRefresh:  5 * time.Minute,
+		TokenLeeway:  30 * time.Second,
 		ShutdownWait: 15 * time.Second,
 		LogFormat:    "json",
 		LogLevel:     "info",
@@ -87,8 +100,17 @@ func defaultDataDir() string {
 // Load builds a Config from defaults, the file named by --config or
 // CODINGBRAIN_CONFIG, the environment, and args (flags), in that order.
 func Load(args []string, getenv func(string) string) (Config, error) {
+	return LoadWith(args, getenv, nil)
+}
+
+// LoadWith is Load for a command that has flags of its own besides the
+// serve flags: extra defines them on the flag set before parsing.
+func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSet)) (Config, error) {
 	c := Default()
 	fs, f := newFlagSet(getenv)
+	if extra != nil {
+		extra(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err // flag.ErrHelp for -h: the caller prints Usage
 	}
@@ -120,6 +142,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	env("ISSUER", str(&c.Issuer))
 	env("AUDIENCE", str(&c.Audience))
 	env("PUBLIC_URL", str(&c.PublicURL))
+	env("JWKS_URL", str(&c.JWKSURL))
+	env("JWKS_REFRESH", func(v string) (err error) { c.JWKSRefresh, err = time.ParseDuration(v); return err })
+	env("TOKEN_LEEWAY", func(v string) (err error) { c.TokenLeeway, err = time.ParseDuration(v); return err })
 	env("LOG_FORMAT", str(&c.LogFormat))
 	env("LOG_LEVEL", str(&c.LogLevel))
 	env("MAX_BODY_BYTES", func(v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return err })
@@ -162,6 +187,10 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			c.ValkeyURL = v.ValkeyURL
 		case "migrate":
 			c.Migrate = v.Migrate
+		case "public-url":
+			c.PublicURL = v.PublicURL
+		case "jwks-url":
+			c.JWKSURL = v.JWKSURL
 		}
 	})
 	return c, c.Validate()
@@ -191,6 +220,10 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 	fs.DurationVar(&f.given.DBStatementTimeout, "db-statement-timeout", 0, "PostgreSQL statement_timeout (default 30s; 0 leaves the server's setting)")
 	fs.StringVar(&f.given.ValkeyURL, "valkey-url", "", "Valkey/Redis `URL` (redis://[:password@]host:port/db, rediss:// for TLS) for the state\n"+
 		"replicas share, such as MCP sessions (default: in process, one replica)")
+	fs.StringVar(&f.given.PublicURL, "public-url", "", "base `URL` clients reach this server at (https://brain.example.com); required on a\n"+
+		"non-loopback address. Tokens must carry aud = this + /mcp unless audience is set")
+	fs.StringVar(&f.given.JWKSURL, "jwks-url", "", "also accept RS256/ES256/EdDSA tokens signed by a key of the JWKS at this `URL`\n"+
+		"(an identity provider's); the local HS256 key keeps working")
 	fs.BoolVar(&f.given.Migrate, "migrate", false, "apply pending schema migrations at start. Without it serve refuses to start on a\n"+
 		"schema that is behind this binary (run codingbrain migrate up first); a new, empty\n"+
 		"SQLite database is the exception and is always initialised. A schema ahead of the\n"+
@@ -221,8 +254,27 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max_body_bytes %d: must be at least 1024", c.MaxBodyBytes))
 	}
-	if c.Issuer == "" || c.Audience == "" {
-		errs = append(errs, errors.New("issuer and audience are required"))
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("issuer is required"))
+	}
+	if err == nil && !IsLoopback(host) && c.PublicURL == "" {
+		errs = append(errs, fmt.Errorf("public_url is required on the non-loopback address %q: it is the resource tokens are issued for", c.Addr))
+	}
+	if c.PublicURL != "" {
+		if u, perr := url.Parse(c.PublicURL); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("public_url %q: use an absolute http:// or https:// URL without query or fragment", c.PublicURL))
+		}
+	}
+	if c.JWKSURL != "" {
+		if u, perr := url.Parse(c.JWKSURL); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("jwks_url %q: use an absolute https:// URL (http:// only for a local test IdP)", c.JWKSURL))
+		}
+	}
+	if c.JWKSRefresh < time.Second {
+		errs = append(errs, fmt.Errorf("jwks_refresh %s: use at least 1s", c.JWKSRefresh))
+	}
+	if c.TokenLeeway < 0 || c.TokenLeeway > 2*time.Minute {
+		errs = append(errs, fmt.Errorf("token_leeway %s: use 0s to 2m", c.TokenLeeway))
 	}
 	if c.ShutdownWait <= 0 {
 		errs = append(errs, errors.New("shutdown_wait must be positive"))
@@ -278,6 +330,24 @@ func validValkeyURL(s string) bool {
 		return u.Path != ""
 	}
 	return false
+}
+
+// BaseURL is PublicURL, or http://<addr> when it is not set (loopback).
+func (c Config) BaseURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	return "http://" + c.Addr
+}
+
+// TokenAudience is the aud tokens must carry: Audience when set, else the
+// resource URI of the MCP endpoint under base (BaseURL, or the listener's
+// actual address when the port was chosen at start).
+func (c Config) TokenAudience(base string) string {
+	if c.Audience != "" {
+		return c.Audience
+	}
+	return strings.TrimRight(base, "/") + "/mcp"
 }
 
 // IsLoopback reports whether host names only the local machine.
@@ -397,7 +467,10 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		ShutdownWait       string `json:"shutdown_wait"`
 		DBConnectTimeout   string `json:"db_connect_timeout"`
 		DBStatementTimeout string `json:"db_statement_timeout"`
-	}{plain(c), c.ShutdownWait.String(), c.DBConnectTimeout.String(), c.DBStatementTimeout.String()})
+		JWKSRefresh        string `json:"jwks_refresh"`
+		TokenLeeway        string `json:"token_leeway"`
+	}{plain(c), c.ShutdownWait.String(), c.DBConnectTimeout.String(), c.DBStatementTimeout.String(),
+		c.JWKSRefresh.String(), c.TokenLeeway.String()})
 }
 
 // UnmarshalJSON reads a config file. Durations are text ("5s", "1m30s") or
@@ -409,6 +482,8 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		ShutdownWait       json.RawMessage `json:"shutdown_wait"`
 		DBConnectTimeout   json.RawMessage `json:"db_connect_timeout"`
 		DBStatementTimeout json.RawMessage `json:"db_statement_timeout"`
+		JWKSRefresh        json.RawMessage `json:"jwks_refresh"`
+		TokenLeeway        json.RawMessage `json:"token_leeway"`
 	}{plain: (*plain)(c)}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
@@ -418,7 +493,9 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	return errors.Join(
 		jsonDuration("shutdown_wait", aux.ShutdownWait, &c.ShutdownWait),
 		jsonDuration("db_connect_timeout", aux.DBConnectTimeout, &c.DBConnectTimeout),
-		jsonDuration("db_statement_timeout", aux.DBStatementTimeout, &c.DBStatementTimeout))
+		jsonDuration("db_statement_timeout", aux.DBStatementTimeout, &c.DBStatementTimeout),
+		jsonDuration("jwks_refresh", aux.JWKSRefresh, &c.JWKSRefresh),
+		jsonDuration("token_leeway", aux.TokenLeeway, &c.TokenLeeway))
 }
 
 // jsonDuration sets *dst from raw, a duration in a config file, if present.

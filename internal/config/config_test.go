@@ -207,3 +207,47 @@ func TestStringMasksPasswords(t *testing.T) {
 		t.Errorf("MaskURL of an unparsable URL: %s", got)
 	}
 }
+
+func TestAuthSettings(t *testing.T) {
+	env := map[string]string{"CODINGBRAIN_JWKS_URL": "https://id.example/jwks.json", "CODINGBRAIN_TOKEN_LEEWAY": "10s"}
+	c, err := config.Load([]string{"--public-url", "https://brain.example"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWKSURL != "https://id.example/jwks.json" || c.TokenLeeway != 10*time.Second || c.JWKSRefresh != 5*time.Minute {
+		t.Errorf("config = %+v", c)
+	}
+	if got := c.TokenAudience(c.BaseURL()); got != "https://brain.example/mcp" {
+		t.Errorf("default audience = %q, want the resource URI", got)
+	}
+	c.Audience = "api://codingbrain"
+	if got := c.TokenAudience(c.BaseURL()); got != "api://codingbrain" {
+		t.Errorf("explicit audience = %q", got)
+	}
+	if got := config.Default().TokenAudience(config.Default().BaseURL()); got != "http://127.0.0.1:8765/mcp" {
+		t.Errorf("local default audience = %q", got)
+	}
+
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"public url needed off loopback": {[]string{"--addr", "0.0.0.0:8765"}, "public_url is required"},
+		"public url not absolute":        {[]string{"--public-url", "brain.example"}, "public_url"},
+		"jwks url not http":              {[]string{"--jwks-url", "file:///etc/jwks.json"}, "jwks_url"},
+	} {
+		_, err := config.Load(tc.args, func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", name, err, tc.want)
+		}
+	}
+	_, err = config.Load(nil, func(k string) string {
+		return map[string]string{"CODINGBRAIN_TOKEN_LEEWAY": "10m"}[k]
+	})
+	if err == nil || !strings.Contains(err.Error(), "token_leeway") {
+		t.Errorf("leeway 10m: err = %v", err)
+	}
+	if _, err := config.Load([]string{"--addr", "0.0.0.0:8765", "--public-url", "https://brain.example"}, func(string) string { return "" }); err != nil {
+		t.Errorf("non-loopback with public url: %v", err)
+	}
+}
