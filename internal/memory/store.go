@@ -118,3 +118,57 @@ type SearchQuery struct {
 	Filter Filter
 	Limit  int
 }
+
+// Change is one committed write to a memory — its creation, an update, a
+// state change or a delete (which is the change to StateDeleted) — as a
+// ChangeFeed reports it. It names the memory and says what it is now; it
+// does not carry the content: a consumer that needs more reads the memory.
+//
+// Seq orders changes: every write gives the memory a new, higher Seq than
+// any write committed before it began (a store may skip numbers). When a
+// memory is written several times between two reads of the feed, only its
+// latest write may be reported, with that write's Seq, State and UpdatedAt.
+type Change struct {
+	Seq       int64
+	ID        string
+	OrgID     string
+	State     State
+	UpdatedAt time.Time
+}
+
+// ChangeCursor is a position in a ChangeFeed: what a consumer has been
+// given so far. It is opaque: pass back the cursor Changes returned. The zero
+// value is the beginning (every memory's latest change). Horizon is used by
+// stores whose concurrent writers can commit out of Seq order (PostgreSQL);
+// it is zero elsewhere.
+type ChangeCursor struct {
+	Seq     int64
+	Horizon uint64
+}
+
+// ChangeFeed reports committed writes to memories, so that derived,
+// in-process data (a vector index, caches) on every replica can follow the
+// database, including writes made by other replicas or processes. Both
+// stores implement it; it is not part of Store.
+//
+// The feed is internal: it is not filtered by Access and reports the
+// memories of every org. It is for in-process derived data only and must
+// never be exposed to callers (REST, MCP) as it is.
+type ChangeFeed interface {
+	// Changes returns committed changes not yet returned for the cursor
+	// after, ordered by Seq, at most limit (a limit below 1 means 1), and
+	// the cursor to pass next time. When nothing new has been committed it
+	// returns no changes and after itself.
+	//
+	// Delivery is at least once: a memory may be reported again, also with
+	// a Seq already seen, so consumers apply changes idempotently and keep
+	// the highest Seq per memory. No committed change is ever skipped: a
+	// memory's latest write is reported after it commits, even when a
+	// write with a higher Seq committed (and was reported) first.
+	//
+	// A full page whose cursor did not move forward (its Seq is not above
+	// after.Seq) means more changes must be checked again than fit in
+	// limit — on PostgreSQL this happens while some write transaction stays
+	// open for long — and the caller should ask again with a larger limit.
+	Changes(ctx context.Context, after ChangeCursor, limit int) ([]Change, ChangeCursor, error)
+}
