@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"sync"
 	"testing"
@@ -54,6 +55,21 @@ func withMigrations(t *testing.T, extra map[string]string) fs.FS {
 		m[name] = &fstest.MapFile{Data: []byte(sql)}
 	}
 	return m
+}
+
+// embeddedLatest is the highest version of the embedded migrations; tests
+// add theirs after it.
+func embeddedLatest(t *testing.T) int {
+	t.Helper()
+	embedded, err := postgres.EmbeddedMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.Glob(embedded, "*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("embedded migrations: %v, %v", names, err)
+	}
+	return len(names) // they run 1, 2, 3, … without gaps
 }
 
 // connect opens a plain connection for looking at the database directly.
@@ -127,8 +143,9 @@ func TestPingReportsSchemaBehind(t *testing.T) {
 // succeed, and each migration is applied exactly once.
 func TestMigrateConcurrently(t *testing.T) {
 	url := pgtest.Database(t)
+	latest := embeddedLatest(t)
 	fsys := withMigrations(t, map[string]string{
-		"0002_slow.sql": `SELECT pg_sleep(0.2); CREATE TABLE slow_marker (x int); INSERT INTO slow_marker VALUES (1);`,
+		fmt.Sprintf("%04d_slow.sql", latest+1): `SELECT pg_sleep(0.2); CREATE TABLE slow_marker (x int); INSERT INTO slow_marker VALUES (1);`,
 	})
 	const replicas = 4
 	stores := make([]*postgres.Store, replicas)
@@ -154,16 +171,16 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 		total += len(applied[i])
 	}
-	if total != 2 {
-		t.Errorf("replicas applied %d migrations in all, want 2 (each once): %+v", total, applied)
+	if total != latest+1 {
+		t.Errorf("replicas applied %d migrations in all, want %d (each once): %+v", total, latest+1, applied)
 	}
 	conn := connect(t, url)
 	var rows, markers int
 	if err := conn.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM schema_migrations), (SELECT count(*) FROM slow_marker)`).Scan(&rows, &markers); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 2 || markers != 1 {
-		t.Errorf("schema_migrations has %d rows and slow_marker %d, want 2 and 1", rows, markers)
+	if rows != latest+1 || markers != 1 {
+		t.Errorf("schema_migrations has %d rows and slow_marker %d, want %d and 1", rows, markers, latest+1)
 	}
 	for i, s := range stores {
 		if err := s.Ping(t.Context()); err != nil {
@@ -174,11 +191,13 @@ func TestMigrateConcurrently(t *testing.T) {
 
 // TestFailedMigrationRollsBack applies a migration that fails half-way: the
 // tables it created are gone, its version is not recorded, the earlier
-// migration stays, and Ping reports the schema behind.
+// migrations stay, and Ping reports the schema behind.
 func TestFailedMigrationRollsBack(t *testing.T) {
 	url := pgtest.Database(t)
+	latest := embeddedLatest(t)
+	name := fmt.Sprintf("%04d_broken.sql", latest+1)
 	broken := withMigrations(t, map[string]string{
-		"0002_broken.sql": `CREATE TABLE half_done (x int);
+		name: `CREATE TABLE half_done (x int);
 			ALTER TABLE memories ADD COLUMN half_column int;
 			INSERT INTO memories (no_such_column) VALUES (1);`,
 	})
@@ -188,8 +207,8 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 	if err == nil {
 		t.Fatal("migrate with a broken migration: no error")
 	}
-	if len(done) != 1 || done[0].Version != 1 {
-		t.Errorf("migrate applied %+v before failing, want 0001 only", done)
+	if len(done) != latest || done[len(done)-1].Version != latest {
+		t.Errorf("migrate applied %+v before failing, want the %d embedded ones", done, latest)
 	}
 	conn := connect(t, url)
 	if tableExists(t, conn, "half_done") {
@@ -200,19 +219,19 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 		WHERE table_name = 'memories' AND column_name = 'half_column'`).Scan(&cols); err != nil || cols != 0 {
 		t.Errorf("the failed migration left column half_column behind (%d, %v)", cols, err)
 	}
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 1 {
-		t.Errorf("schema version after the failure: %d, %v; want 1", v, err)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != latest {
+		t.Errorf("schema version after the failure: %d, %v; want %d", v, err, latest)
 	}
 	if err := s.Ping(ctx); !errors.Is(err, memory.ErrUnavailable) {
-		t.Errorf("ping with 0002 pending: got %v, want ErrUnavailable", err)
+		t.Errorf("ping with %s pending: got %v, want ErrUnavailable", name, err)
 	}
 
 	// The fixed migration applies cleanly afterwards.
 	fixed := openUnmigrated(t, url, withMigrations(t, map[string]string{
-		"0002_broken.sql": `CREATE TABLE half_done (x int);`,
+		name: `CREATE TABLE half_done (x int);`,
 	}))
-	if done, err := fixed.Migrate(ctx); err != nil || len(done) != 1 || done[0].Version != 2 {
-		t.Errorf("migrate with the fix: applied %+v, %v; want 0002", done, err)
+	if done, err := fixed.Migrate(ctx); err != nil || len(done) != 1 || done[0].Version != latest+1 {
+		t.Errorf("migrate with the fix: applied %+v, %v; want %s", done, err, name)
 	}
 	if err := fixed.Ping(ctx); err != nil {
 		t.Errorf("ping after the fix: %v", err)
