@@ -15,7 +15,7 @@ import (
 )
 
 // latest is the highest migration in migrations/.
-const latest = 1
+const latest = 2
 
 func TestOpenMigrates(t *testing.T) {
 	ctx := t.Context()
