@@ -24,7 +24,12 @@
 //     Stats.ByCategory leaves out memories without a category; ByState
 //     counts deleted memories, Total does not;
 //   - search scores are positive and descending, and an exact phrase in the
-//     content outranks scattered words.
+//     content outranks scattered words;
+//   - a store that implements memory.ChangeFeed reports every committed
+//     create, update, state change and delete, of every org (the feed is not
+//     filtered by access: it is for in-process derived data only), in Seq
+//     order, limit at a time; writes that change nothing (a duplicate add, a
+//     rejected update) are not changes; an empty page keeps the cursor.
 package storetest
 
 import (
@@ -78,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) memory.Store) {
 		{"AppsAndStats", testAppsAndStats},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"Ping", testPing},
+		{"ChangeFeed", testChangeFeed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
