@@ -121,15 +121,18 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	api := httpapi.New(svc, httpapi.Options{
 		Logger: log, Verifier: verifier, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
 		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(),
-		Checks:    b.checks,
-		Version:   v,
-		Resource:  resource,
-		DPoP:      dpop,
-		PublicURL: publicURL,
+		Checks:      b.checks,
+		Version:     v,
+		Resource:    resource,
+		DPoP:        dpop,
+		PublicURL:   publicURL,
+		CORSOrigins: cfg.CORSOrigins,
+		Shared:      b.shared,
 	})
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -38,6 +38,9 @@ type Config struct {
 	// every JWKSRefresh and at once when a token names an unknown kid.
 	JWKSURL     string        `json:"jwks_url"`
 	JWKSRefresh time.Duration `json:"jwks_refresh"`
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed to
+	// call the API and MCP endpoints. None by default; "*" is refused.
+	CORSOrigins []string `json:"cors_origins"`
 	// TokenLeeway is the clock skew tolerated on exp, nbf and iat.
 	TokenLeeway  time.Duration `json:"token_leeway"`
 	ShutdownWait time.Duration `json:"shutdown_wait"`
@@ -143,6 +146,7 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("AUDIENCE", str(&c.Audience))
 	env("PUBLIC_URL", str(&c.PublicURL))
 	env("JWKS_URL", str(&c.JWKSURL))
+	env("CORS_ORIGINS", func(v string) error { c.CORSOrigins = splitList(v); return nil })
 	env("JWKS_REFRESH", func(v string) (err error) { c.JWKSRefresh, err = time.ParseDuration(v); return err })
 	env("TOKEN_LEEWAY", func(v string) (err error) { c.TokenLeeway, err = time.ParseDuration(v); return err })
 	env("LOG_FORMAT", str(&c.LogFormat))
@@ -171,6 +175,9 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	if *f.logFormat != "" {
 		c.LogFormat = *f.logFormat
 	}
+	if *f.logLevel != "" {
+		c.LogLevel = *f.logLevel
+	}
 	// These flags apply whenever they are given, even with a zero value
 	// (--db-statement-timeout 0, --migrate=false).
 	fs.Visit(func(fl *flag.Flag) {
@@ -191,6 +198,8 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.PublicURL = v.PublicURL
 		case "jwks-url":
 			c.JWKSURL = v.JWKSURL
+		case "cors-origins":
+			c.CORSOrigins = splitList(*f.corsOrigins)
 		}
 	})
 	return c, c.Validate()
@@ -200,6 +209,8 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 // flags that apply whenever given, even with a zero value.
 type flagValues struct {
 	file, addr, dataDir, logFormat *string
+	logLevel                       *string
+	corsOrigins                    *string
 	noAuth                         *bool
 	given                          Config
 }
@@ -213,6 +224,7 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 	f.dataDir = fs.String("data-dir", "", "data directory: signing key and, without --database-url, the SQLite database")
 	f.noAuth = fs.Bool("insecure-dev-no-auth", false, "serve without authentication (loopback only, development)")
 	f.logFormat = fs.String("log-format", "", "json or text")
+	f.logLevel = fs.String("log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&f.given.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://user:password@host:port/db); when set, memories live there\n"+
 		"instead of the SQLite file in the data dir")
 	fs.IntVar(&f.given.DBMaxConns, "db-max-conns", 0, "PostgreSQL pool size (0: pgxpool's default, the larger of 4 and the CPUs)")
@@ -224,6 +236,7 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 		"non-loopback address. Tokens must carry aud = this + /mcp unless audience is set")
 	fs.StringVar(&f.given.JWKSURL, "jwks-url", "", "also accept RS256/ES256/EdDSA tokens signed by a key of the JWKS at this `URL`\n"+
 		"(an identity provider's); the local HS256 key keeps working")
+	f.corsOrigins = fs.String("cors-origins", "", "comma-separated browser `origins` (https://console.example) allowed to call the API")
 	fs.BoolVar(&f.given.Migrate, "migrate", false, "apply pending schema migrations at start. Without it serve refuses to start on a\n"+
 		"schema that is behind this binary (run codingbrain migrate up first); a new, empty\n"+
 		"SQLite database is the exception and is always initialised. A schema ahead of the\n"+
@@ -268,6 +281,11 @@ func (c Config) Validate() error {
 	if c.JWKSURL != "" {
 		if u, perr := url.Parse(c.JWKSURL); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("jwks_url %q: use an absolute https:// URL (http:// only for a local test IdP)", c.JWKSURL))
+		}
+	}
+	for _, o := range c.CORSOrigins {
+		if u, perr := url.Parse(o); o == "*" || perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("cors_origins: %q is not an origin; use scheme://host[:port], and never *", o))
 		}
 	}
 	if c.JWKSRefresh < time.Second {
@@ -330,6 +348,17 @@ func validValkeyURL(s string) bool {
 		return u.Path != ""
 	}
 	return false
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, strings.TrimRight(v, "/"))
+		}
+	}
+	return out
 }
 
 // BaseURL is PublicURL, or http://<addr> when it is not set (loopback).

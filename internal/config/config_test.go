@@ -251,3 +251,15 @@ func TestAuthSettings(t *testing.T) {
 		t.Errorf("non-loopback with public url: %v", err)
 	}
 }
+
+func TestCORSOrigins(t *testing.T) {
+	c, err := config.Load([]string{"--cors-origins", "https://a.example, https://b.example:8443/"}, func(string) string { return "" })
+	if err != nil || strings.Join(c.CORSOrigins, " ") != "https://a.example https://b.example:8443" {
+		t.Fatalf("origins %q, %v", c.CORSOrigins, err)
+	}
+	for _, bad := range []string{"*", "a.example", "https://a.example/path", "ftp://a.example"} {
+		if _, err := config.Load([]string{"--cors-origins", bad}, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "cors_origins") {
+			t.Errorf("origin %q: err = %v", bad, err)
+		}
+	}
+}

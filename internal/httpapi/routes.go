@@ -96,9 +96,9 @@ func (s *Server) routes() {
 		}))
 	}
 	if s.opts.MCP != nil {
-		s.mux.Handle("/mcp", s.opts.MCP)
+		s.mux.Handle("/mcp", s.withOriginCheck(s.opts.MCP))
 	}
 	if s.opts.SSE != nil {
-		s.mux.Handle("/sse", s.opts.SSE)
+		s.mux.Handle("/sse", s.withOriginCheck(s.opts.SSE))
 	}
 }

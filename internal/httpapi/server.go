@@ -47,6 +47,15 @@ type Options struct {
 	Resource string
 	// AuthorizationServers are announced in that metadata.
 	AuthorizationServers []string
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed to
+	// call the API and the MCP endpoints; none by default.
+	CORSOrigins []string
+	// Shared holds the failed-authentication counters (kv.Valkey so that
+	// replicas count together); in process by default.
+	Shared kv.Store
+	// AuthFailureLimit throttles clients whose authentication keeps
+	// failing; DefaultAuthFailureLimit when zero.
+	AuthFailureLimit AuthFailureLimit
 	// Version is reported by /health/live.
 	Version string
 	// Now is the clock; time.Now by default.
@@ -82,10 +91,17 @@ func New(svc *memory.Service, opts Options) *Server {
 		}
 		opts.DPoP = d
 	}
+	if opts.Shared == nil {
+		opts.Shared = kv.NewMemory(opts.Now)
+	}
+	if opts.AuthFailureLimit.Burst <= 0 || opts.AuthFailureLimit.Rate <= 0 {
+		opts.AuthFailureLimit = DefaultAuthFailureLimit
+	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	s.health = newHealthCache(opts.Checks, opts.Now, opts.Logger)
 	s.routes()
-	s.handler = s.withRequestID(s.withLogging(s.withRecover(s.mux)))
+	s.handler = s.withRequestID(s.withLogging(s.withRecover(
+		s.withSecurityHeaders(s.withCORS(s.withAuthFailureLimit(s.mux))))))
 	return s
 }
 
