@@ -93,6 +93,8 @@ func (s *Server) routes() {
 			AuthorizationServers:   s.opts.AuthorizationServers,
 			ScopesSupported:        auth.AllScopes,
 			BearerMethodsSupported: []string{"header"},
+			// DPoP-bound tokens are accepted with proofs signed by these.
+			DPOPSigningAlgValuesSupported: auth.DPoPAlgs,
 		}))
 	}
 	if s.opts.MCP != nil {

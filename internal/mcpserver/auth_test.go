@@ -149,22 +149,45 @@ func TestDNSRebindingRejected(t *testing.T) {
 	}
 }
 
+// TestMissingScope: over Streamable HTTP a call to a tool the token lacks
+// the scope for is refused with HTTP 403 and an insufficient_scope
+// challenge naming the scope (the MCP scope challenge), and the session
+// goes on; over legacy SSE, where no status can carry it, the tool result
+// is an error naming the scope.
 func TestMissingScope(t *testing.T) {
 	env := newEnv(t, nil)
 	reader := auth.Principal{Subject: "rita", OrgID: "acme", Scopes: []string{auth.ScopeMemoriesRead}}
-	cs, _ := env.connect(t, stateless, env.token(t, reader))
+	token := env.token(t, reader)
+	for _, kind := range []string{sessions, stateless} {
+		t.Run(kind, func(t *testing.T) {
+			cs, _ := env.connect(t, kind, token)
+			for tool, scope := range map[string]string{"add_memories": "memories:write", "delete_memories": "memories:delete", "search_memory": "search:read"} {
+				_, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: tool, Arguments: map[string]any{}})
+				if err == nil || !strings.Contains(err.Error(), "missing scope "+scope) {
+					t.Errorf("%s: err = %v, want a refusal naming %s", tool, err, scope)
+				}
+			}
+			var page mcpserver.ListOutput
+			mustOK(t, "list_memories", call(t, cs, "list_memories", nil, &page))
+			var me mcpserver.WhoamiOutput
+			if mustOK(t, "whoami", call(t, cs, "whoami", nil, &me)); me.Sub != "rita" {
+				t.Errorf("whoami: got %+v", me)
+			}
+		})
+	}
 
+	hdr := map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "delete_memories"}
+	resp, body := post(t, env.url+"/mcp", token, hdr, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_memories","arguments":{"ids":["x"]},`+
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`)
+	challenge := resp.Header.Get("WWW-Authenticate")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(challenge, `error="insufficient_scope"`) ||
+		!strings.Contains(challenge, `scope="memories:delete"`) || !strings.Contains(challenge, "resource_metadata=") || !strings.Contains(body, `"id":3`) {
+		t.Errorf("raw call without scope: %d %q %s", resp.StatusCode, challenge, body)
+	}
+
+	cs, _ := env.connect(t, legacySSE, token)
 	mustFail(t, "add_memories", call(t, cs, "add_memories", map[string]any{"memories": []any{map[string]any{"content": "x"}}}, nil), "missing scope memories:write")
 	mustFail(t, "update_memory", call(t, cs, "update_memory", map[string]any{"id": "01J", "content": "y"}, nil), "memories:write")
-	mustFail(t, "delete_memories", call(t, cs, "delete_memories", map[string]any{"ids": []string{"01J"}}, nil), "missing scope memories:delete")
-	mustFail(t, "search_memory", call(t, cs, "search_memory", map[string]any{"query": "x"}, nil), "missing scope search:read")
-	var page mcpserver.ListOutput
-	mustOK(t, "list_memories", call(t, cs, "list_memories", nil, &page))
-	var me mcpserver.WhoamiOutput
-	mustOK(t, "whoami", call(t, cs, "whoami", nil, &me))
-	if me.Sub != "rita" {
-		t.Errorf("whoami: got %+v", me)
-	}
 }
 
 func TestValidationErrors(t *testing.T) {

@@ -197,6 +197,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if s.scopeChallenge(w, r, body) {
+		return
+	}
 	method, metaVersion := peek(body)
 	if version == "" {
 		version = metaVersion

@@ -138,6 +138,9 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, sid string
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		if s.scopeChallenge(w, r, body) {
+			return
+		}
 	}
 	lw := &localWriter{ResponseWriter: w, header: http.Header{}}
 	s.stateful.ServeHTTP(lw, r)
