@@ -71,14 +71,22 @@ func (c *Cluster) Start() error {
 	return c.run("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-l", filepath.Join(c.dir, "log"), "-o", opts, "-w", "-t", "60", "start")
 }
 
-// Stop stops the server immediately (it stays on disk and can be started again).
+// Stop shuts the server down as an operator's restart does ("fast":
+// sessions are cut, a checkpoint is written, so every commit survives even
+// with synchronous_commit off). It stays on disk and can be started again.
 func (c *Cluster) Stop() error {
+	return c.run("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "fast", "-w", "stop")
+}
+
+// Crash stops the server without a checkpoint, like a power cut: with this
+// cluster's fsync and synchronous_commit off, the last commits may be lost.
+func (c *Cluster) Crash() error {
 	return c.run("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop")
 }
 
 // Remove stops the server if it runs and deletes its files.
 func (c *Cluster) Remove() {
-	_ = c.Stop()
+	_ = c.Crash()
 	_ = os.RemoveAll(c.dir)
 }
 
