@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +15,15 @@ import (
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 )
 
-// latest is the highest migration in migrations/.
-const latest = 2
+// latest is the highest migration in migrations/: the files run 1, 2, 3, …
+// without gaps, so it is their number.
+var latest = func() int {
+	names, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(names) == 0 {
+		panic(fmt.Sprintf("no migrations found: %v", err))
+	}
+	return len(names)
+}()
 
 func TestOpenMigrates(t *testing.T) {
 	ctx := t.Context()

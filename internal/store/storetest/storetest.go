@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) memory.Store) {
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"Ping", testPing},
 		{"ChangeFeed", testChangeFeed},
+		{"APIKeys", testAPIKeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
