@@ -105,7 +105,7 @@ func OpenAPI(version string) (map[string]any, error) {
 		"paths": paths,
 		"components": map[string]any{
 			"schemas":         schemas,
-			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT or API key (cb_<id>_<secret>)"}},
 		},
 	}, nil
 }

@@ -70,6 +70,13 @@ func Routes() []Route {
 			Summary: "Apps that wrote visible memories", Response: appsResponse{}, handler: (*Server).apps},
 		{Method: "GET", Path: "/api/v1/stats", Scopes: []string{auth.ScopeStatsRead}, Status: 200,
 			Summary: "Counts of visible memories", Response: statsResponse{}, handler: (*Server).stats},
+		{Method: "POST", Path: "/api/v1/admin/api-keys", Scopes: []string{auth.ScopeAdminWrite}, Status: 201,
+			Summary: "Make an API key in your org, with at most your scopes and grants; the key is shown once",
+			Request: apiKeyRequest{}, Response: apiKeyCreatedResponse{}, handler: (*Server).createAPIKey},
+		{Method: "GET", Path: "/api/v1/admin/api-keys", Scopes: []string{auth.ScopeAdminRead}, Status: 200,
+			Summary: "The API keys of your org, revoked ones too (never their secrets)", Response: apiKeyListResponse{}, handler: (*Server).listAPIKeys},
+		{Method: "DELETE", Path: "/api/v1/admin/api-keys/{id}", Scopes: []string{auth.ScopeAdminWrite}, Status: 200,
+			Summary: "Revoke an API key of your org; it stops working at once", Response: apiKeyResponse{}, handler: (*Server).revokeAPIKey},
 	}
 }
 

@@ -20,6 +20,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Verifier checks bearer tokens. Required unless DevPrincipal is set.
 	Verifier auth.Verifier
+	// APIKeys keeps the API keys the admin routes make, list and revoke;
+	// without it those routes answer 501.
+	APIKeys auth.KeyStore
 	// DevPrincipal, when set, is used for requests without a token. Only the
 	// explicit development flag on a loopback address sets it.
 	DevPrincipal *auth.Principal

@@ -53,6 +53,11 @@ var entityKinds = map[Scope]string{
 	"org": "org", "enterprise": "org",
 }
 
+// ValidEntity checks the shape of an access entity, or of a grant naming
+// one: user:<sub>, team:<org>/<team>, project:<org>/<project> or org:<org>.
+// The error is a *ValidationError on field access_entity.
+func ValidEntity(e string) error { return validEntity(e) }
+
 // validEntity checks the shape of an access entity: user:<sub>,
 // team:<org>/<team>, project:<org>/<project> or org:<org>.
 func validEntity(e string) error {
