@@ -32,6 +32,7 @@ Usage:
   codingbrain serve [flags]          run the server (REST, MCP, health)
   codingbrain mcp [flags]            MCP over stdio, for clients that spawn a process
   codingbrain memory <cmd> [flags]   add, get, list, search, update, delete memories
+  codingbrain apikey <cmd> [flags]   create, list, revoke API keys for service accounts
   codingbrain token issue [flags]    mint a token signed with the data directory's key
   codingbrain keys generate|retire   make or retire a JWKS signing key pair (rotation)
   codingbrain migrate up|status      apply or list schema migrations (SQLite or PostgreSQL)
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMCP(ctx, rest, e)
 	case "memory":
 		return runMemory(ctx, rest, e)
+	case "apikey":
+		return runAPIKey(ctx, rest, e)
 	case "token":
 		return runToken(ctx, rest, e)
 	case "keys":

@@ -16,9 +16,10 @@ import (
 const mcpUsage = `Usage: codingbrain mcp [--token TOKEN] [serve flags]
 
 Serves MCP over stdin/stdout for clients that spawn a process, acting as the
-principal of TOKEN (default $CODINGBRAIN_TOKEN). It reads the same
-configuration as serve (data dir, --database-url, --jwks-url, …) and checks
-the token the same way. Logs go to stderr; stdout carries only the protocol.
+principal of TOKEN (default $CODINGBRAIN_TOKEN): a JWT or an API key
+(cb_…). It reads the same configuration as serve (data dir, --database-url,
+--jwks-url, …) and checks the token the same way. Logs go to stderr; stdout
+carries only the protocol.
 
 Flags:
 `
@@ -54,20 +55,25 @@ func runMCP(ctx context.Context, args []string, e env) (err error) {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: mcpLogLevel(cfg.LogLevel)}))
 
-	key, err := auth.LoadKey(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("mcp: %w", err)
-	}
-	verifier, err := auth.NewJWT(ctx, auth.VerifierConfig{
-		Issuer: cfg.Issuer, Audience: cfg.TokenAudience(cfg.BaseURL()), HMACKey: key,
-		JWKSURL: cfg.JWKSURL, JWKSRefresh: cfg.JWKSRefresh, Leeway: cfg.TokenLeeway,
-	})
-	if err != nil {
-		return fmt.Errorf("mcp: %w", err)
-	}
-	p, err := verifier.Verify(ctx, *token)
-	if err != nil {
-		return fmt.Errorf("mcp: verify token: %w", err)
+	// A JWT needs the signing key (or the JWKS) and is checked before the
+	// store is opened; an API key is checked against the store.
+	var jwtVerifier auth.Verifier
+	if !auth.IsAPIKey(*token) {
+		key, err := auth.LoadKey(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("mcp: %w", err)
+		}
+		v, err := auth.NewJWT(ctx, auth.VerifierConfig{
+			Issuer: cfg.Issuer, Audience: cfg.TokenAudience(cfg.BaseURL()), HMACKey: key,
+			JWKSURL: cfg.JWKSURL, JWKSRefresh: cfg.JWKSRefresh, Leeway: cfg.TokenLeeway,
+		})
+		if err != nil {
+			return fmt.Errorf("mcp: %w", err)
+		}
+		if _, err := v.Verify(ctx, *token); err != nil {
+			return fmt.Errorf("mcp: verify token: %w", err)
+		}
+		jwtVerifier = v
 	}
 
 	b, err := openBackends(ctx, cfg, log)
@@ -75,6 +81,14 @@ func runMCP(ctx context.Context, args []string, e env) (err error) {
 		return fmt.Errorf("mcp: %w", err)
 	}
 	defer b.Close()
+	keys, err := keyStore(b.store)
+	if err != nil {
+		return fmt.Errorf("mcp: %w", err)
+	}
+	p, err := tokenVerifier(keys, jwtVerifier, log).Verify(ctx, *token)
+	if err != nil {
+		return fmt.Errorf("mcp: verify token: %w", err)
+	}
 
 	v, _, _ := buildInfo()
 	srv := mcpserver.New(memory.NewService(b.store, memory.Options{}), mcpserver.Options{Logger: log, Version: v})

@@ -18,9 +18,6 @@ import (
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
-// adminTokenTTL is the lifetime of the token printed on first start.
-const adminTokenTTL = 365 * 24 * time.Hour
-
 // dbFile is the SQLite database inside the data directory.
 const dbFile = "codingbrain.db"
 
@@ -83,23 +80,24 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
-	verifier, err := auth.NewJWT(ctx, auth.VerifierConfig{
+	if created {
+		log.Info("created a signing key for `codingbrain token issue`", "data_dir", cfg.DataDir)
+	}
+	jwtVerifier, err := auth.NewJWT(ctx, auth.VerifierConfig{
 		Issuer: cfg.Issuer, Audience: audience, HMACKey: key,
 		JWKSURL: cfg.JWKSURL, JWKSRefresh: cfg.JWKSRefresh, Leeway: cfg.TokenLeeway,
 	})
 	if err != nil {
 		return err
 	}
-	if created {
-		admin := auth.Principal{Subject: "admin", OrgID: "local", Scopes: auth.AllScopes, Grants: []string{"org:local"}}
-		t, err := auth.NewHS256(key, cfg.Issuer, audience, nil).Issue(admin, adminTokenTTL)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "First start: created a signing key in %s.\nadmin token: %s\n"+
-			"It is shown once and valid for a year; mint others with `codingbrain token issue --data-dir %s`.\n",
-			cfg.DataDir, t, cfg.DataDir)
+	keys, err := keyStore(b.store)
+	if err != nil {
+		return err
 	}
+	if err := announceAdminKey(ctx, keys, e.stdout); err != nil {
+		return err
+	}
+	verifier := tokenVerifier(keys, jwtVerifier, log)
 	dpop, err := auth.NewDPoP(auth.DPoPConfig{Replay: b.shared})
 	if err != nil {
 		return err
@@ -119,7 +117,7 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL,
 	})
 	api := httpapi.New(svc, httpapi.Options{
-		Logger: log, Verifier: verifier, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger: log, Verifier: verifier, APIKeys: keys, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
 		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(),
 		Checks:      b.checks,
 		Version:     v,
