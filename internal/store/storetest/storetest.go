@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) memory.Store) {
 		{"Ping", testPing},
 		{"ChangeFeed", testChangeFeed},
 		{"APIKeys", testAPIKeys},
+		{"Audit", testAudit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
