@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
 )
 
@@ -41,6 +43,16 @@ const (
 type Options struct {
 	Now   func() time.Time // clock; time.Now by default
 	NewID func() string    // id source; ULIDs by default
+	// Audit receives the service's audit events: deletions, and writes
+	// refused because the caller's grants do not cover them. nil records
+	// nothing. *audit.Recorder implements it.
+	Audit Auditor
+}
+
+// Auditor records audit events. Record must not fail the caller's request;
+// the service calls it after the outcome is decided.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Event)
 }
 
 // Service holds the rules for memories. REST, MCP and the CLI all go through
@@ -49,11 +61,12 @@ type Service struct {
 	store Store
 	now   func() time.Time
 	newID func() string
+	audit Auditor
 }
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
-	s := &Service{store: store, now: opts.Now, newID: opts.NewID}
+	s := &Service{store: store, now: opts.Now, newID: opts.NewID, audit: opts.Audit}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -120,6 +133,15 @@ func (s *Service) Add(ctx context.Context, in Input) (m Memory, created bool, er
 	if err != nil {
 		return Memory{}, false, err
 	}
+	defer func() {
+		if errors.Is(err, ErrForbidden) {
+			target := "access_entity:" + in.AccessEntity
+			if in.AccessEntity == "" {
+				target = "scope:" + string(in.Scope)
+			}
+			s.auditForbidden(ctx, "add", target)
+		}
+	}()
 	now := s.now().UTC()
 	m = Memory{
 		ID: s.newID(), OrgID: p.OrgID, Content: strings.TrimSpace(in.Content),
@@ -256,7 +278,7 @@ func (s *Service) Update(ctx context.Context, id string, patch Patch) (Memory, e
 	if err != nil {
 		return Memory{}, err
 	}
-	return s.store.Update(ctx, AccessFor(p), id, p.Subject, "update", func(m *Memory) error {
+	m, err := s.store.Update(ctx, AccessFor(p), id, p.Subject, "update", func(m *Memory) error {
 		switch m.State {
 		case StateDeleted:
 			return fmt.Errorf("memory %s: %w", id, ErrNotFound)
@@ -274,6 +296,18 @@ func (s *Service) Update(ctx context.Context, id string, patch Patch) (Memory, e
 		m.UpdatedAt = s.now().UTC()
 		return nil
 	})
+	if errors.Is(err, ErrForbidden) {
+		s.auditForbidden(ctx, "update", "memory:"+id)
+	}
+	return m, err
+}
+
+// auditForbidden records a write the caller's grants did not cover.
+func (s *Service) auditForbidden(ctx context.Context, op, target string) {
+	if s.audit != nil {
+		s.audit.Record(ctx, audit.Event{Action: audit.ActionAccessForbidden, Outcome: audit.OutcomeDenied,
+			Target: target, Detail: map[string]any{"reason": "grants", "operation": op}})
+	}
 }
 
 func applyPatch(m *Memory, p Patch) {
@@ -334,7 +368,7 @@ func (s *Service) Delete(ctx context.Context, id string) (Memory, error) {
 	if err != nil {
 		return Memory{}, err
 	}
-	return s.store.Update(ctx, AccessFor(p), id, p.Subject, "delete", func(m *Memory) error {
+	m, err := s.store.Update(ctx, AccessFor(p), id, p.Subject, "delete", func(m *Memory) error {
 		if m.State == StateDeleted {
 			return fmt.Errorf("memory %s: %w", id, ErrNotFound)
 		}
@@ -342,6 +376,13 @@ func (s *Service) Delete(ctx context.Context, id string) (Memory, error) {
 		m.UpdatedAt = s.now().UTC()
 		return nil
 	})
+	if err == nil && s.audit != nil {
+		// After the commit: a failed audit write is logged by the
+		// recorder and does not undo or fail the delete.
+		s.audit.Record(ctx, audit.Event{Action: audit.ActionMemoryDelete, Target: "memory:" + m.ID,
+			Detail: map[string]any{"access_entity": m.AccessEntity}})
+	}
+	return m, err
 }
 
 // List returns a page of visible memories.
