@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
@@ -182,6 +183,7 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.InfoContext(r.Context(), "api key created", "key_id", k.ID, "subject", k.Subject, "org_id", k.OrgID,
 			"by", caller.Subject, "request_id", requestID(r.Context()))
+		s.auditAPIKey(r, audit.ActionAPIKeyCreate, k.ID, map[string]any{"subject": k.Subject, "scopes": k.Scopes})
 		w.Header().Set("Location", "/api/v1/admin/api-keys/"+k.ID)
 		writeJSON(w, http.StatusCreated, apiKeyCreatedResponse{Key: plain, APIKey: k})
 		return
@@ -218,6 +220,7 @@ func (s *Server) revokeAPIKey(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(r.Context(), "api key revoked", "key_id", id, "org_id", caller.OrgID,
 		"by", caller.Subject, "request_id", requestID(r.Context()))
+	s.auditAPIKey(r, audit.ActionAPIKeyRevoke, id, nil)
 	k, err := ks.APIKeyByID(r.Context(), id)
 	s.reply(w, r, apiKeyResponse(k), err)
 }

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/kv"
 )
@@ -34,7 +35,8 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		ctx := audit.WithRequest(context.WithValue(r.Context(), requestIDKey{}, id), id, r.RemoteAddr)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -133,6 +135,7 @@ func (s *Server) bearerChallenge() string {
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg string, err error) {
 	w.Header().Add("WWW-Authenticate", s.bearerChallenge())
 	w.Header().Add("WWW-Authenticate", auth.DPoPChallenge(err))
+	s.auditAuthFailure(r, err)
 	s.writeError(w, r, &httpError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg})
 }
 
@@ -178,6 +181,7 @@ func (s *Server) requireScopes(scopes []string, next http.Handler) http.Handler 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := auth.PrincipalFrom(r.Context())
 		if missing := p.Missing(scopes...); missing != "" {
+			s.auditScope(r, missing)
 			s.writeError(w, r, &httpError{
 				status: http.StatusForbidden, code: "insufficient_scope",
 				msg:         fmt.Sprintf("this operation needs scope %q", missing),

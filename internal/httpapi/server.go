@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
@@ -26,6 +27,9 @@ type Options struct {
 	// DevPrincipal, when set, is used for requests without a token. Only the
 	// explicit development flag on a loopback address sets it.
 	DevPrincipal *auth.Principal
+	// Audit records failed authentications and missing scopes, and serves
+	// GET /api/v1/audit; nil records nothing and that route answers 501.
+	Audit *audit.Recorder
 	// MaxBodyBytes limits request bodies; larger ones get 413.
 	MaxBodyBytes int64
 	// ResourceMetadataURL is announced in WWW-Authenticate on 401.
