@@ -54,6 +54,7 @@ func (s *Server) scopeChallenge(w http.ResponseWriter, r *http.Request, body []b
 		"error": map[string]any{"code": codeInsufficientScope, "message": text, "data": map[string]any{"scope": missing}},
 	})
 	s.log.InfoContext(r.Context(), "mcp tool call refused: insufficient scope", "tool", msg.Params.Name, "missing", missing, "user", userID(r.Context()))
+	s.auditScope(r.Context(), r, p, msg.Params.Name, missing)
 	return true
 }
 

@@ -44,6 +44,7 @@ import (
 
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 
+	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
@@ -82,6 +83,10 @@ type Options struct {
 	// replica can serve a session another one opened: kv.Valkey when several
 	// replicas share state, kv.Memory (the default) on a single node.
 	Sessions kv.Store
+	// Audit records 401s, tool calls refused for a missing scope and
+	// requests on another principal's session (audit.go); nil records
+	// nothing.
+	Audit *audit.Recorder
 }
 
 // Server is the MCP server of Coding Brain. It is safe for concurrent use.
@@ -130,6 +135,7 @@ func New(svc *memory.Service, opts Options) *Server {
 		Stateless: true, Logger: opts.Logger, MaxRequestBodyBytes: opts.MaxBodyBytes,
 	})
 	s.sse = &sseHandler{server: s.mcp, log: opts.Logger, maxBody: opts.MaxBodyBytes, sessions: map[string]*sseSession{}}
+	s.sse.hijack = func(r *http.Request, owner, sid string) { s.auditHijack(r, owner, "sse", sid) }
 	return s
 }
 
@@ -286,6 +292,7 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	switch {
 	case errors.Is(err, auth.ErrNoCredentials), errors.Is(err, auth.ErrInvalidToken):
+		s.auditAuthFailure(r, err)
 		msg := "no token: send Authorization: Bearer, or DPoP with a DPoP proof"
 		if !errors.Is(err, auth.ErrNoCredentials) {
 			s.log.InfoContext(ctx, "mcp token rejected", "err", err, "remote", r.RemoteAddr)

@@ -106,6 +106,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, sid string
 	}
 	if user := userID(ctx); b.User != user {
 		s.log.WarnContext(ctx, "mcp session used by another principal", "user", user, "remote", r.RemoteAddr)
+		s.auditHijack(r, b.User, "streamable_http", sid)
 		http.Error(w, "session belongs to another principal", http.StatusForbidden)
 		return
 	}

@@ -28,6 +28,8 @@ type sseHandler struct {
 
 	mu       sync.Mutex
 	sessions map[string]*sseSession
+
+	hijack func(r *http.Request, owner, sid string) // audits a request on another principal's session
 }
 
 type sseSession struct {
@@ -121,6 +123,9 @@ func (h *sseHandler) serveMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	if ti := sdkauth.TokenInfoFromContext(r.Context()); ti == nil || ti.UserID != sess.userID {
 		h.log.WarnContext(r.Context(), "mcp sse session used by another principal", "user", userID(r.Context()), "remote", r.RemoteAddr)
+		if h.hijack != nil {
+			h.hijack(r, sess.userID, id)
+		}
 		http.Error(w, "session user mismatch", http.StatusForbidden)
 		return
 	}

@@ -80,6 +80,7 @@ func addTool[In, Out any](s *Server, t *mcp.Tool, fn func(context.Context, In) (
 			return nil, zero, errors.New("not authenticated: this connection carries no valid token")
 		}
 		if missing := p.Missing(scopes...); missing != "" {
+			s.auditScope(ctx, nil, p, t.Name, missing)
 			return nil, zero, fmt.Errorf("missing scope %s: %s needs a token with scope %q; this token has [%s]",
 				missing, t.Name, missing, strings.Join(p.Scopes, " "))
 		}
