@@ -36,6 +36,7 @@ Usage:
   codingbrain token issue [flags]    mint a token signed with the data directory's key
   codingbrain keys generate|retire   make or retire a JWKS signing key pair (rotation)
   codingbrain migrate up|status      apply or list schema migrations (SQLite or PostgreSQL)
+  codingbrain audit verify [flags]   check the audit log's hash chain in the database
   codingbrain version                print version information
 
 Run "codingbrain <command> -h" for the flags of a command.
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runKeys(ctx, rest, e)
 	case "migrate":
 		return runMigrate(ctx, rest, e)
+	case "audit":
+		return runAudit(ctx, rest, e)
 	case "version", "--version", "-v":
 		return runVersion(e)
 	case "help", "-h", "--help":

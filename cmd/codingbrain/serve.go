@@ -111,14 +111,18 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	log.Info("authentication", "issuer", cfg.Issuer, "audience", audience, "jwks_url", cfg.JWKSURL)
 	resourceMetadata := publicURL + "/.well-known/oauth-protected-resource"
 
-	svc := memory.NewService(b.store, memory.Options{})
+	rec, err := auditRecorder(b.store, log)
+	if err != nil {
+		return err
+	}
+	svc := memory.NewService(b.store, memory.Options{Audit: rec})
 	mcp := mcpserver.New(svc, mcpserver.Options{
 		Logger: log, Verifier: verifier, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
-		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL,
+		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL, Audit: rec,
 	})
 	api := httpapi.New(svc, httpapi.Options{
 		Logger: log, Verifier: verifier, APIKeys: keys, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
-		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(),
+		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(), Audit: rec,
 		Checks:      b.checks,
 		Version:     v,
 		Resource:    resource,
