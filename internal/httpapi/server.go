@@ -27,8 +27,9 @@ type Options struct {
 	// DevPrincipal, when set, is used for requests without a token. Only the
 	// explicit development flag on a loopback address sets it.
 	DevPrincipal *auth.Principal
-	// Audit records failed authentications and missing scopes, and serves
-	// GET /api/v1/audit; nil records nothing and that route answers 501.
+	// Audit records failed authentications, missing scopes and API keys
+	// made or revoked, and serves GET /api/v1/audit; nil records nothing
+	// and that route answers 501.
 	Audit *audit.Recorder
 	// MaxBodyBytes limits request bodies; larger ones get 413.
 	MaxBodyBytes int64
