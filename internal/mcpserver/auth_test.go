@@ -3,6 +3,7 @@ package mcpserver_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/mcpserver"
+	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
 const callWhoami = `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`
@@ -318,5 +320,24 @@ func TestBodyLimit(t *testing.T) {
 	big := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"pad":"` + strings.Repeat("x", 2048) + `"}}`
 	if resp, body := post(t, ts.URL, tok, nil, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 KiB body with a 1 KiB limit: status %d (%s), want 413", resp.StatusCode, body)
+	}
+}
+
+// downKeys is a key store that cannot be reached.
+type downKeys struct{ auth.KeyStore }
+
+func (downKeys) APIKeyByID(context.Context, string) (auth.APIKey, error) {
+	return auth.APIKey{}, fmt.Errorf("read api key: %w", memory.ErrUnavailable)
+}
+
+// TestCredentialStoreDown: when API keys cannot be read the answer is 503
+// with Retry-After — retry later — not 401 (the key may be fine) or 500.
+func TestCredentialStoreDown(t *testing.T) {
+	srv := mcpserver.New(newService(t), mcpserver.Options{Verifier: auth.Verifiers{APIKeys: auth.NewAPIKeys(downKeys{}, auth.APIKeysOptions{})}})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	resp, body := post(t, ts.URL, "cb_abcdefghijkl_"+strings.Repeat("a", 52), nil, callWhoami)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("status %d Retry-After %q (%s), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 }

@@ -309,6 +309,11 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(ctx, "mcp dpop replay cache unavailable", "err", err, "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "the DPoP proof cannot be checked now; retry with a new proof", http.StatusServiceUnavailable)
+	case errors.Is(err, memory.ErrUnavailable):
+		// API keys are read from the store on every request.
+		s.log.ErrorContext(ctx, "mcp credentials cannot be checked: store unavailable", "err", err, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "credentials cannot be checked now; retry", http.StatusServiceUnavailable)
 	default:
 		s.log.ErrorContext(ctx, "mcp token verification failed", "err", err, "remote", r.RemoteAddr)
 		http.Error(w, "token verification unavailable", http.StatusInternalServerError)
