@@ -93,7 +93,7 @@ func restCreateAPIKey(t *testing.T, w *world) {
 		for _, ent := range w.entities() {
 			n++
 			body := map[string]any{"subject": fmt.Sprintf("svc:iso-%d", n), "scopes": read, "grants": []string{ent}}
-			if !p.access.Allows(ent) {
+			if !writable(p, ent) {
 				refused("a key granted "+ent, "grants", body)
 				continue
 			}

@@ -256,7 +256,7 @@ func mcpAdd(t *testing.T, w *world, cs clients) {
 		}
 		for i, ent := range ents {
 			res := out.Results[i]
-			if p.access.Allows(ent) {
+			if writable(p, ent) {
 				if res.Status != "created" {
 					t.Errorf("%s: add_memories into %s: %+v, want created", p.name, ent, res)
 					continue
@@ -448,7 +448,7 @@ func mcpUpdate(t *testing.T, w *world, cs clients) {
 			continue
 		}
 		for _, ent := range w.entities() {
-			if p.access.Allows(ent) {
+			if writable(p, ent) {
 				continue
 			}
 			r := call(t, cs[p], "update_memory", map[string]any{"id": target.m.ID, "scope": entityScope(ent), "access_entity": ent})

@@ -135,9 +135,25 @@ func (md *model) set(m memory.Memory, history int) {
 }
 
 var (
-	ulidRE   = regexp.MustCompile(`[0-9A-HJKMNP-TV-Z]{26}`)
 	markerRE = regexp.MustCompile(`zq[0-9]{6}x`)
+	wordRE   = regexp.MustCompile(`[0-9A-Za-z]+`)
+	ulidRE   = regexp.MustCompile(`^[0-7][0-9A-HJKMNP-TV-Z]{25}$`)
+	// unescape turns JSON escapes into spaces, so that "\n01J…" reads as
+	// a word boundary before an id.
+	unescape = strings.NewReplacer(`\n`, " ", `\t`, " ", `\r`, " ", `\"`, " ", `\\`, " ")
 )
+
+// idsIn returns the memory ids an answer names: whole words that are ULIDs
+// (not runs of letters inside a cursor or a longer word).
+func idsIn(raw []byte) []string {
+	var out []string
+	for _, w := range wordRE.FindAllString(unescape.Replace(string(raw)), -1) {
+		if ulidRE.MatchString(w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
 
 // outcome classes, for comparing and counting.
 const (
@@ -397,7 +413,7 @@ func (r *propRun) outcome(what string, p *principal, ch channel, want, got strin
 // the unique word of its content, other than those the request named.
 func (r *propRun) checkRaw(what string, p *principal, ch channel, raw []byte, sent ...string) {
 	r.t.Helper()
-	for _, id := range ulidRE.FindAllString(string(raw), -1) {
+	for _, id := range idsIn(raw) {
 		if slices.ContainsFunc(sent, func(s string) bool { return strings.Contains(s, id) }) {
 			continue // the caller named it (or a string holding it)
 		}
@@ -499,15 +515,20 @@ func (r *propRun) add(p *principal, ch channel) {
 		App: pick(r, append([]string{""}, propApps...)), Entity: pick(r, append([]string{""}, propEntities...)),
 		Tags: maps.Clone(pick(r, tagSets)),
 	}
-	if r.rng.Float64() < 0.15 && len(r.md.ids) > 0 {
-		// The content of a memory of anyone, anywhere: a duplicate only
-		// where the caller could have written it itself.
-		in.Content = r.md.mems[pick(r, r.md.ids)].m.Content
-	}
 	if r.rng.Float64() < 0.8 {
 		in.AccessEntity, in.Scope = r.randomEntity()
 	} else {
 		in.Scope = pick(r, memory.Scopes)
+	}
+	if r.rng.Float64() < 0.2 && len(r.md.ids) > 0 {
+		// The content of a memory of anyone, anywhere, half the time with
+		// its access entity too (user:<sub> names the same entity in every
+		// org): a duplicate only where the caller could have written it.
+		src := r.md.mems[pick(r, r.md.ids)].m
+		in.Content = src.Content
+		if r.rng.IntN(2) == 0 {
+			in.AccessEntity, in.Scope = src.AccessEntity, src.Scope
+		}
 	}
 	if r.rng.Float64() < 0.1 {
 		in.IdempotencyKey = pick(r, propKeys)
@@ -567,7 +588,7 @@ func (r *propRun) predictAdd(p *principal, ch channel, in memory.Input) (want, d
 	if memory.ValidEntity(entity) != nil || !kindFits(entity, in.Scope) {
 		return eInvalid, "", ""
 	}
-	if !p.access.Allows(entity) {
+	if !writable(p, entity) {
 		return eForbid, "", ""
 	}
 	hash := memory.ContentHash(in.Content)
@@ -674,7 +695,7 @@ func (r *propRun) predictWrite(op opKind, p *principal, ch channel, id string, p
 	if !kindFits(after.AccessEntity, after.Scope) {
 		return eInvalid
 	}
-	if !p.access.Allows(after.AccessEntity) {
+	if !writable(p, after.AccessEntity) {
 		return eForbid
 	}
 	if other, ok := r.md.live[liveKey(after, memory.ContentHash(after.Content))]; ok && other != id {

@@ -428,6 +428,20 @@ func entityScope(e string) memory.Scope {
 	return memory.Scope(kind)
 }
 
+// writable is whether p may write into entity: what the oracle allows, and,
+// whatever it says, never an entity that names another org.
+func writable(p *principal, entity string) bool {
+	return p.access.Allows(entity) && !foreign(p, entity)
+}
+
+// foreign reports whether entity (team:, project: or org:) names an org
+// other than p's.
+func foreign(p *principal, entity string) bool {
+	kind, name, _ := strings.Cut(entity, ":")
+	org, _, _ := strings.Cut(name, "/")
+	return kind != "user" && org != p.OrgID
+}
+
 // visible returns the entries p may see, in any state; live leaves out the
 // deleted ones; hidden returns the rest.
 func (w *world) visible(p *principal) []*entry {
