@@ -10,8 +10,9 @@
 //     grants naming other orgs ignored). TestOracle pins that rule for the
 //     fixture against hand-written expectations, so the suites below cannot
 //     pass by sharing a bug with it.
-//   - REST (TestREST, TestRESTScopes). Every route of httpapi.Routes() has a
-//     case, and a route without one fails the suite by name. For every
+//   - REST (TestREST, TestRESTScopes), on SQLite, through a server wired as
+//     serve wires it. Every route of httpapi.Routes() has a case, and a
+//     route without one fails the suite by name. For every
 //     principal of a two-org fixture (org admins, project and team members,
 //     a user with only their own entity, a principal with every scope and
 //     no grants, a principal whose grants all name another org, and tokens
