@@ -293,9 +293,9 @@ func (b *Builtin) addGrams(s *scratch, v []float32, word []byte, w float32) {
 
 // Character classes of the tokenizer.
 const (
-	classSep = iota // ends a chunk
-	classJoin       // joins the parts of an identifier: _ - . / :
-	classWord       // letter or digit
+	classSep  = iota // ends a chunk
+	classJoin        // joins the parts of an identifier: _ - . / :
+	classWord        // letter or digit
 )
 
 func class(r rune) int {
