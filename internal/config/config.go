@@ -67,7 +67,43 @@ type Config struct {
 	// Migrate applies pending schema migrations at start. Without it serve
 	// refuses a schema that is behind the binary (see serve -h).
 	Migrate bool `json:"migrate"`
+
+	// Embedder computes the vectors of semantic search: "builtin" (the
+	// default: offline, no model to download) or "openai", an
+	// OpenAI-compatible API at EmbedderURL (OpenAI, Ollama /v1, vLLM,
+	// LM Studio, TEI) serving EmbedderModel.
+	Embedder      string `json:"embedder"`
+	EmbedderURL   string `json:"embedder_url"`
+	EmbedderModel string `json:"embedder_model"`
+	// EmbedderAPIKeyEnv names the environment variable that holds the
+	// API key. The key itself is never part of the configuration.
+	EmbedderAPIKeyEnv string        `json:"embedder_api_key_env"`
+	EmbedderTimeout   time.Duration `json:"embedder_timeout"`
+	// EmbedderBatch is how many texts go in one embedding request.
+	EmbedderBatch int `json:"embedder_batch"`
+
+	// embedderAPIKey is the value of $EmbedderAPIKeyEnv (ReadEmbedderAPIKey).
+	embedderAPIKey string
 }
+
+// Embedders are the values of embedder.
+var Embedders = []string{"builtin", "openai"}
+
+// DefaultEmbedderAPIKeyEnv is the variable the embedder's API key is read
+// from unless embedder_api_key_env names another.
+const DefaultEmbedderAPIKeyEnv = "CODINGBRAIN_EMBEDDER_API_KEY"
+
+// ReadEmbedderAPIKey reads the embedder's API key from the environment
+// variable EmbedderAPIKeyEnv names. Load does it; commands that build a
+// Config otherwise call it.
+func (c *Config) ReadEmbedderAPIKey(getenv func(string) string) {
+	if c.EmbedderAPIKeyEnv != "" {
+		c.embedderAPIKey = getenv(c.EmbedderAPIKeyEnv)
+	}
+}
+
+// EmbedderAPIKey is the key ReadEmbedderAPIKey read, or "".
+func (c Config) EmbedderAPIKey() string { return c.embedderAPIKey }
 
 // Defaults for a single developer on one machine.
 const (
@@ -90,6 +126,11 @@ func Default() Config {
 
 		DBConnectTimeout:   5 * time.Second,
 		DBStatementTimeout: 30 * time.Second,
+
+		Embedder:          "builtin",
+		EmbedderAPIKeyEnv: DefaultEmbedderAPIKeyEnv,
+		EmbedderTimeout:   10 * time.Second,
+		EmbedderBatch:     64,
 	}
 }
 
@@ -160,6 +201,12 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("DB_STATEMENT_TIMEOUT", func(v string) (err error) { c.DBStatementTimeout, err = time.ParseDuration(v); return err })
 	env("VALKEY_URL", str(&c.ValkeyURL))
 	env("MIGRATE", func(v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return err })
+	env("EMBEDDER", str(&c.Embedder))
+	env("EMBEDDER_URL", str(&c.EmbedderURL))
+	env("EMBEDDER_MODEL", str(&c.EmbedderModel))
+	env("EMBEDDER_API_KEY_ENV", str(&c.EmbedderAPIKeyEnv))
+	env("EMBEDDER_TIMEOUT", func(v string) (err error) { c.EmbedderTimeout, err = time.ParseDuration(v); return err })
+	env("EMBEDDER_BATCH", func(v string) (err error) { c.EmbedderBatch, err = strconv.Atoi(v); return err })
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
@@ -194,6 +241,18 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.ValkeyURL = v.ValkeyURL
 		case "migrate":
 			c.Migrate = v.Migrate
+		case "embedder":
+			c.Embedder = v.Embedder
+		case "embedder-url":
+			c.EmbedderURL = v.EmbedderURL
+		case "embedder-model":
+			c.EmbedderModel = v.EmbedderModel
+		case "embedder-api-key-env":
+			c.EmbedderAPIKeyEnv = v.EmbedderAPIKeyEnv
+		case "embedder-timeout":
+			c.EmbedderTimeout = v.EmbedderTimeout
+		case "embedder-batch":
+			c.EmbedderBatch = v.EmbedderBatch
 		case "public-url":
 			c.PublicURL = v.PublicURL
 		case "jwks-url":
@@ -202,6 +261,7 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.CORSOrigins = splitList(*f.corsOrigins)
 		}
 	})
+	c.ReadEmbedderAPIKey(getenv)
 	return c, c.Validate()
 }
 
@@ -237,12 +297,27 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 	fs.StringVar(&f.given.JWKSURL, "jwks-url", "", "also accept RS256/ES256/EdDSA tokens signed by a key of the JWKS at this `URL`\n"+
 		"(an identity provider's); the local HS256 key keeps working")
 	f.corsOrigins = fs.String("cors-origins", "", "comma-separated browser `origins` (https://console.example) allowed to call the API")
+	EmbedderFlags(fs, &f.given)
 	fs.BoolVar(&f.given.Migrate, "migrate", false, "apply pending schema migrations at start. Without it serve refuses to start on a\n"+
 		"schema that is behind this binary (run codingbrain migrate up first); a new, empty\n"+
 		"SQLite database is the exception and is always initialised. A schema ahead of the\n"+
 		"binary is accepted with a warning. On PostgreSQL, replicas starting together with\n"+
 		"--migrate apply each migration once (advisory lock)")
 	return fs, f
+}
+
+// EmbedderFlags defines the embedder flags on fs, writing into c. Only
+// flags that were given should be applied (flag.FlagSet.Visit).
+func EmbedderFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Embedder, "embedder", "", "embedder of semantic search: builtin (default; offline) or openai (an OpenAI-compatible\n"+
+		"API: OpenAI, Ollama /v1, vLLM, LM Studio, TEI)")
+	fs.StringVar(&c.EmbedderURL, "embedder-url", "", "base `URL` of the OpenAI-compatible API (https://api.openai.com/v1,\n"+
+		"http://localhost:11434/v1); requests go to URL/embeddings")
+	fs.StringVar(&c.EmbedderModel, "embedder-model", "", "the API's embedding `model` (text-embedding-3-small, nomic-embed-text)")
+	fs.StringVar(&c.EmbedderAPIKeyEnv, "embedder-api-key-env", "", "`name` of the environment variable holding the API key (default "+
+		DefaultEmbedderAPIKeyEnv+")")
+	fs.DurationVar(&c.EmbedderTimeout, "embedder-timeout", 0, "timeout of one embedding request (default 10s)")
+	fs.IntVar(&c.EmbedderBatch, "embedder-batch", 0, "texts per embedding request (default 64)")
 }
 
 // Usage lists the serve flags with their help, for `codingbrain serve -h`.
@@ -322,10 +397,45 @@ func (c Config) Validate() error {
 	if c.DBStatementTimeout < 0 {
 		errs = append(errs, fmt.Errorf("db_statement_timeout %s: use 0 (the server's setting) or a positive duration", c.DBStatementTimeout))
 	}
+	errs = append(errs, c.validateEmbedder()...)
 	if c.ValkeyURL != "" && !validValkeyURL(c.ValkeyURL) {
 		errs = append(errs, errors.New("valkey_url: use redis://[user:password@]host:port[/db], rediss:// for TLS, or unix:///path/to/socket"))
 	}
 	return errors.Join(errs...)
+}
+
+// envName is a portable environment variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (c Config) validateEmbedder() []error {
+	var errs []error
+	switch c.Embedder {
+	case "builtin":
+	case "openai":
+		if u, err := url.Parse(c.EmbedderURL); c.EmbedderURL == "" || err != nil ||
+			(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("embedder_url: the openai embedder needs the API's base URL, "+
+				"http:// or https:// (https://api.openai.com/v1, http://localhost:11434/v1)"))
+		}
+		if strings.TrimSpace(c.EmbedderModel) == "" {
+			errs = append(errs, errors.New("embedder_model: the openai embedder needs the model's name "+
+				"(text-embedding-3-small, nomic-embed-text)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("embedder %q: use %s", c.Embedder, strings.Join(Embedders, " or ")))
+	}
+	if c.EmbedderAPIKeyEnv != "" && !envName.MatchString(c.EmbedderAPIKeyEnv) {
+		// Not quoted: it may be a key put there by mistake.
+		errs = append(errs, fmt.Errorf("embedder_api_key_env: give the name of an environment variable, such as %s, "+
+			"never the key itself", DefaultEmbedderAPIKeyEnv))
+	}
+	if c.EmbedderTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("embedder_timeout %s: use a positive duration", c.EmbedderTimeout))
+	}
+	if c.EmbedderBatch < 1 || c.EmbedderBatch > 2048 {
+		errs = append(errs, fmt.Errorf("embedder_batch %d: use 1 to 2048", c.EmbedderBatch))
+	}
+	return errs
 }
 
 func validDatabaseURL(s string) bool {
@@ -392,6 +502,7 @@ func IsLoopback(host string) bool {
 // and the passwords in database_url and valkey_url masked.
 func (c Config) String() string {
 	c.DatabaseURL, c.ValkeyURL = MaskURL(c.DatabaseURL), MaskURL(c.ValkeyURL)
+	c.EmbedderURL = MaskURL(c.EmbedderURL)
 	b, _ := json.Marshal(c)
 	return string(b)
 }
@@ -451,7 +562,8 @@ func (c Config) Secrets() []string {
 			}
 		}
 	}
-	for _, s := range []string{c.DatabaseURL, c.ValkeyURL} {
+	add(c.embedderAPIKey)
+	for _, s := range []string{c.DatabaseURL, c.ValkeyURL, c.EmbedderURL} {
 		if s == "" {
 			continue
 		}
@@ -498,8 +610,9 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		DBStatementTimeout string `json:"db_statement_timeout"`
 		JWKSRefresh        string `json:"jwks_refresh"`
 		TokenLeeway        string `json:"token_leeway"`
+		EmbedderTimeout    string `json:"embedder_timeout"`
 	}{plain(c), c.ShutdownWait.String(), c.DBConnectTimeout.String(), c.DBStatementTimeout.String(),
-		c.JWKSRefresh.String(), c.TokenLeeway.String()})
+		c.JWKSRefresh.String(), c.TokenLeeway.String(), c.EmbedderTimeout.String()})
 }
 
 // UnmarshalJSON reads a config file. Durations are text ("5s", "1m30s") or
@@ -513,6 +626,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		DBStatementTimeout json.RawMessage `json:"db_statement_timeout"`
 		JWKSRefresh        json.RawMessage `json:"jwks_refresh"`
 		TokenLeeway        json.RawMessage `json:"token_leeway"`
+		EmbedderTimeout    json.RawMessage `json:"embedder_timeout"`
 	}{plain: (*plain)(c)}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
@@ -524,7 +638,8 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		jsonDuration("db_connect_timeout", aux.DBConnectTimeout, &c.DBConnectTimeout),
 		jsonDuration("db_statement_timeout", aux.DBStatementTimeout, &c.DBStatementTimeout),
 		jsonDuration("jwks_refresh", aux.JWKSRefresh, &c.JWKSRefresh),
-		jsonDuration("token_leeway", aux.TokenLeeway, &c.TokenLeeway))
+		jsonDuration("token_leeway", aux.TokenLeeway, &c.TokenLeeway),
+		jsonDuration("embedder_timeout", aux.EmbedderTimeout, &c.EmbedderTimeout))
 }
 
 // jsonDuration sets *dst from raw, a duration in a config file, if present.
