@@ -37,6 +37,7 @@ Usage:
   codingbrain keys generate|retire   make or retire a JWKS signing key pair (rotation)
   codingbrain migrate up|status      apply or list schema migrations (SQLite or PostgreSQL)
   codingbrain audit verify [flags]   check the audit log's hash chain in the database
+  codingbrain reindex [flags]        embed every memory that lacks a current embedding (resumable)
   codingbrain version                print version information
 
 Run "codingbrain <command> -h" for the flags of a command.
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, rest, e)
 	case "audit":
 		return runAudit(ctx, rest, e)
+	case "reindex":
+		return runReindex(ctx, rest, e)
 	case "version", "--version", "-v":
 		return runVersion(e)
 	case "help", "-h", "--help":

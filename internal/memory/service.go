@@ -241,6 +241,9 @@ func validate(m *Memory) error {
 			return invalid("tags."+k, "must be a string, number, boolean or null")
 		}
 	}
+	if err := validateRelationTags(m); err != nil {
+		return err
+	}
 	if err := validEntity(m.AccessEntity); err != nil {
 		return err
 	}
