@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/codingbrain/codingbrain/internal/config"
+	"github.com/codingbrain/codingbrain/internal/embed"
 	"github.com/codingbrain/codingbrain/internal/httpapi"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/retrieval/embedding"
 	"github.com/codingbrain/codingbrain/internal/store/postgres"
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 )
@@ -25,6 +27,13 @@ type backends struct {
 	store  memory.Store
 	shared kv.Store
 	checks []httpapi.Check
+	// embedder computes the vectors of semantic search (openEmbedder).
+	// The stored embeddings are kept current for it by backfill, once
+	// startEmbedding has started it.
+	embedder embed.Embedder
+	backfill *embedding.Backfiller
+
+	stopEmbedding func() // set by startEmbedding
 }
 
 // openBackends opens the store that cfg names — PostgreSQL when
@@ -68,12 +77,81 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 		}
 		cancel()
 	}
-	log.Info("backends", append(storeAttrs, sharedAttrs...)...)
+	if b.embedder, err = openEmbedder(cfg, log); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if h, ok := b.embedder.(*embed.HTTP); ok {
+		// Not critical: search falls back to lexical and graph retrieval
+		// and writes do not wait for embeddings.
+		b.checks = append(b.checks, httpapi.Check{Name: "embedder", Critical: false, Probe: func(context.Context) error {
+			if st := h.State(); st == "open" {
+				return fmt.Errorf("%w: circuit %s", embed.ErrUnavailable, st)
+			}
+			return nil
+		}})
+	}
+	log.Info("backends", append(storeAttrs, append(sharedAttrs, "embedder", b.embedder.Model())...)...)
 	return b, nil
 }
 
-// Close closes the shared state, then the store.
+// openEmbedder builds the embedder cfg names: the builtin one, or the
+// OpenAI-compatible HTTP one with its API key read from the variable
+// embedder_api_key_env names. Its breaker's state changes are logged.
+func openEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
+	switch cfg.Embedder {
+	case "", "builtin":
+		return embed.NewBuiltin(), nil
+	case "openai":
+		e, err := embed.NewHTTP(embed.HTTPConfig{
+			URL: cfg.EmbedderURL, Model: cfg.EmbedderModel, APIKey: cfg.EmbedderAPIKey(),
+			BatchSize: cfg.EmbedderBatch, Timeout: cfg.EmbedderTimeout,
+			OnStateChange: func(from, to string) {
+				log.Warn("embedder circuit breaker", "from", from, "to", to, "embedder_url", config.MaskURL(cfg.EmbedderURL))
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedder: %w", err)
+		}
+		if cfg.EmbedderAPIKey() == "" {
+			log.Info("no embedder API key", "variable", cfg.EmbedderAPIKeyEnv)
+		}
+		return e, nil
+	}
+	return nil, fmt.Errorf("embedder %q: use builtin or openai", cfg.Embedder)
+}
+
+// startEmbedding starts keeping the stored embeddings current for the
+// embedder in the background (embedding.Backfiller.Run: a model change is
+// re-embedded, new and changed memories follow through the change feed).
+// onEmbedded and onRemoved, if not nil, hear of every memory's current
+// embedding, for an in-process vector index. Close stops it. A store
+// without embeddings or a change feed starts nothing.
+func (b *backends) startEmbedding(ctx context.Context, log *slog.Logger,
+	onEmbedded func([]memory.Embedding), onRemoved func([]memory.MemoryKey)) {
+	es, ok := b.store.(memory.EmbeddingStore)
+	feed, fok := b.store.(memory.ChangeFeed)
+	if !ok || !fok || b.stopEmbedding != nil {
+		return
+	}
+	b.backfill = embedding.New(es, b.embedder, embedding.Options{
+		Logger: log, OnEmbedded: onEmbedded, OnRemoved: onRemoved,
+	})
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = b.backfill.Run(ctx, feed) // returns ctx.Err() when stopped
+	}()
+	b.stopEmbedding = func() { cancel(); <-done }
+}
+
+// Close stops the embedding backfill, then closes the shared state and
+// the store.
 func (b *backends) Close() error {
+	if b.stopEmbedding != nil {
+		b.stopEmbedding()
+	}
 	return errors.Join(b.shared.Close(), b.store.Close())
 }
 

@@ -63,6 +63,9 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer b.Close()
+	// Embeddings follow the store in the background; the vector index
+	// hooks in here (onEmbedded, onRemoved).
+	b.startEmbedding(ctx, log, nil, nil)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
