@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
@@ -62,7 +63,7 @@ func (s *Store) Create(ctx context.Context, m memory.Memory, actor string) (memo
 	}
 	args = append(args, actor, m.CreatedAt, after)
 	for range createAttempts {
-		tag, err := s.pool.Exec(ctx, createMemory, args...)
+		tag, err := s.create(ctx, m, args)
 		if err != nil {
 			return memory.Memory{}, false, fmt.Errorf("create memory: %w", s.dbErr(err))
 		}
@@ -75,6 +76,24 @@ func (s *Store) Create(ctx context.Context, m memory.Memory, actor string) (memo
 		}
 	}
 	return memory.Memory{}, false, fmt.Errorf("create memory: %w: memory %s keeps colliding with concurrent changes", memory.ErrConflict, m.ID)
+}
+
+// create runs createMemory and, in the same implicit transaction (one
+// batch, one round trip), the statements that write m's graph; those do
+// nothing when the insert did nothing.
+func (s *Store) create(ctx context.Context, m memory.Memory, args []any) (pgconn.CommandTag, error) {
+	b := &pgx.Batch{}
+	b.Queue(createMemory, args...)
+	n := queueGraph(b, m, true)
+	br := s.pool.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	if err == nil {
+		err = execN(br, n)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
 }
 
 // existing finds the memory a create of m collided with: the one with its
@@ -156,7 +175,7 @@ func (s *Store) Update(ctx context.Context, a memory.Access, id, actor, action s
 	if err != nil {
 		return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
 	}
-	prevUpdated := m.UpdatedAt
+	prevUpdated, prevState := m.UpdatedAt, m.State
 	if err := change(&m); err != nil {
 		return memory.Memory{}, err
 	}
@@ -185,6 +204,11 @@ func (s *Store) Update(ctx context.Context, a memory.Access, id, actor, action s
 	}
 	if _, err := tx.Exec(ctx, insertHistory, m.OrgID, id, actor, action, at, before, after); err != nil {
 		return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, s.dbErr(err))
+	}
+	if memory.Live(prevState) || memory.Live(m.State) {
+		if err := writeGraph(ctx, tx, m, false); err != nil {
+			return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, s.dbErr(err))
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, s.dbErr(err))
@@ -232,7 +256,8 @@ func (s *Store) History(ctx context.Context, a memory.Access, id string) ([]memo
 // reports whether ms[i] was stored. An error rolls the whole batch back.
 func (s *Store) CreateBatch(ctx context.Context, ms []memory.Memory, actor string) (created []bool, err error) {
 	batch := &pgx.Batch{}
-	for _, m := range ms {
+	graph := make([]int, len(ms)) // statements queued for each memory's graph
+	for i, m := range ms {
 		args, err := canonical(&m)
 		if err != nil {
 			return nil, fmt.Errorf("create memories: %w", err)
@@ -242,12 +267,16 @@ func (s *Store) CreateBatch(ctx context.Context, ms []memory.Memory, actor strin
 			return nil, fmt.Errorf("create memories: %w", err)
 		}
 		batch.Queue(createMemory, append(args, actor, m.CreatedAt, after)...)
+		graph[i] = queueGraph(batch, m, true)
 	}
 	created = make([]bool, len(ms))
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, batch)
 		for i := range ms {
 			tag, err := br.Exec()
+			if err == nil {
+				err = execN(br, graph[i])
+			}
 			if err != nil {
 				br.Close()
 				return err

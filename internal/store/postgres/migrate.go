@@ -224,6 +224,11 @@ func (s *Store) applyMigration(ctx context.Context, conn *pgxpool.Conn, m migrat
 		if _, err := tx.Exec(ctx, m.sql); err != nil {
 			return err
 		}
+		if hook := migrationHooks[m.name]; hook != nil {
+			if err := hook(ctx, tx); err != nil {
+				return err
+			}
+		}
 		return tx.QueryRow(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2) RETURNING applied_at`,
 			m.version, m.name).Scan(&at)
 	})

@@ -92,10 +92,18 @@ func (s *Store) Create(ctx context.Context, m memory.Memory, actor string) (memo
 		return memory.Memory{}, false, fmt.Errorf("create memory: %w", err)
 	}
 
-	if _, err := tx.ExecContext(ctx, insertMemory, args...); err != nil {
+	res, err := tx.ExecContext(ctx, insertMemory, args...)
+	if err != nil {
 		if isUnique(err) {
 			return memory.Memory{}, false, fmt.Errorf("%w: memory %s already exists", memory.ErrConflict, m.ID)
 		}
+		return memory.Memory{}, false, fmt.Errorf("create memory: %w", err)
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return memory.Memory{}, false, fmt.Errorf("create memory: %w", err)
+	}
+	if err := writeGraph(ctx, tx, m, seq, true); err != nil {
 		return memory.Memory{}, false, fmt.Errorf("create memory: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, insertHistory,
@@ -151,7 +159,7 @@ func (s *Store) Update(ctx context.Context, a memory.Access, id, actor, action s
 	if err != nil {
 		return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
 	}
-	prevUpdated := m.UpdatedAt
+	prevUpdated, prevState := m.UpdatedAt, m.State
 	if err := change(&m); err != nil {
 		return memory.Memory{}, err
 	}
@@ -180,6 +188,15 @@ func (s *Store) Update(ctx context.Context, a memory.Access, id, actor, action s
 	}
 	if _, err := tx.ExecContext(ctx, insertHistory, id, m.OrgID, actor, action, formatTime(at), before, after); err != nil {
 		return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
+	}
+	if memory.Live(prevState) || memory.Live(m.State) {
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT seq FROM memories WHERE id = ?`, id).Scan(&seq); err != nil {
+			return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
+		}
+		if err := writeGraph(ctx, tx, m, seq, false); err != nil {
+			return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)

@@ -203,6 +203,11 @@ func (s *Store) applyMigration(ctx context.Context, m migrationFile) (bool, time
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return false, time.Time{}, fmt.Errorf("apply migration %s: %w", m.name, err)
 	}
+	if hook := migrationHooks[m.name]; hook != nil {
+		if err := hook(ctx, tx); err != nil {
+			return false, time.Time{}, fmt.Errorf("apply migration %s: %w", m.name, err)
+		}
+	}
 	at := time.Now().UTC()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		m.version, m.name, formatTime(at)); err != nil {

@@ -86,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) memory.Store) {
 		{"ChangeFeed", testChangeFeed},
 		{"APIKeys", testAPIKeys},
 		{"Audit", testAudit},
+		{"Graph", testGraph},
 		{"Embeddings", testEmbeddings},
 	}
 	for _, tt := range tests {
