@@ -38,6 +38,7 @@ Usage:
   codingbrain migrate up|status      apply or list schema migrations (SQLite or PostgreSQL)
   codingbrain audit verify [flags]   check the audit log's hash chain in the database
   codingbrain reindex [flags]        embed every memory that lacks a current embedding (resumable)
+  codingbrain bench retrieval        measure search quality and latency on a labelled data set
   codingbrain version                print version information
 
 Run "codingbrain <command> -h" for the flags of a command.
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runAudit(ctx, rest, e)
 	case "reindex":
 		return runReindex(ctx, rest, e)
+	case "bench":
+		return runBench(ctx, rest, e)
 	case "version", "--version", "-v":
 		return runVersion(e)
 	case "help", "-h", "--help":
