@@ -339,7 +339,7 @@ func (s *Service) EntityNetwork(ctx context.Context, q NetworkQuery) (Network, e
 		return Network{}, err
 	}
 	if len(found) == 0 {
-		return Network{}, entityNotFound(q.Entity)
+		return Network{}, entityNotFound("entity")
 	}
 	depth := map[string]int{center: 0}
 	order := []string{}
@@ -434,8 +434,11 @@ func betterEdge(a, b Edge) bool {
 	return a.Type < b.Type
 }
 
-func entityNotFound(name string) error {
-	return fmt.Errorf("entity %s: %w", clipQuote(name), ErrNotFound)
+// entityNotFound says which input named no visible entity. It does not
+// repeat the name: the answer is the same for a name no memory mentions and
+// for one only memories outside the caller's access mention.
+func entityNotFound(field string) error {
+	return fmt.Errorf("the entity %s names: %w", field, ErrNotFound)
 }
 
 // PathQuery asks for a shortest path between two entities.
@@ -490,10 +493,10 @@ func (s *Service) PathBetweenEntities(ctx context.Context, q PathQuery) (Path, e
 		byName[e.Name] = e
 	}
 	if _, ok := byName[from]; !ok {
-		return Path{}, entityNotFound(q.From)
+		return Path{}, entityNotFound("from")
 	}
 	if _, ok := byName[to]; !ok {
-		return Path{}, entityNotFound(q.To)
+		return Path{}, entityNotFound("to")
 	}
 	if from == to {
 		return Path{Found: true, Nodes: []Entity{byName[from]}, Edges: []Edge{}}, nil
