@@ -48,8 +48,8 @@ func OpenAPI(version string) (map[string]any, error) {
 			"x-scopes":    rt.Scopes,
 		}
 		var params []any
-		if strings.Contains(rt.Path, "{id}") {
-			params = append(params, map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		for _, name := range pathParams(rt.Path) {
+			params = append(params, map[string]any{"name": name, "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		for _, p := range rt.Query {
 			schema := map[string]any{"type": p.Type}
@@ -83,6 +83,9 @@ func OpenAPI(version string) (map[string]any, error) {
 		if strings.Contains(rt.Path, "{id}") {
 			responses["404"] = errResp("no such memory visible to the caller")
 		}
+		if strings.Contains(rt.Path, "{name}") {
+			responses["404"] = errResp("no such entity visible to the caller")
+		}
 		if rt.Request != nil {
 			responses["413"] = errResp("request body too large")
 			responses["409"] = errResp("conflict with the memory's state or another memory")
@@ -108,6 +111,17 @@ func OpenAPI(version string) (map[string]any, error) {
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT or API key (cb_<id>_<secret>)"}},
 		},
 	}, nil
+}
+
+// pathParams lists the wildcards of a route's path, in order.
+func pathParams(path string) []string {
+	var names []string
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			names = append(names, strings.Trim(seg, "{}"))
+		}
+	}
+	return names
 }
 
 func schemaName(t reflect.Type) string {

@@ -37,6 +37,14 @@ var restCases = map[string]restCase{
 	"POST /api/v1/search":               {restSearch, sampleFixed("/api/v1/search", map[string]any{"query": "canary"})},
 	"GET /api/v1/apps":                  {restApps, sampleFixed("/api/v1/apps", nil)},
 	"GET /api/v1/stats":                 {restStats, sampleFixed("/api/v1/stats", nil)},
+	// graph_test.go
+	"GET /api/v1/memories/{id}/related":   {restRelated, sampleOwn("/related", nil)},
+	"GET /api/v1/entities":                {restEntities, sampleFixed("/api/v1/entities", nil)},
+	"GET /api/v1/entities/{name}/network": {restNetwork, sampleFixed("/api/v1/entities/seed/network", nil)},
+	"GET /api/v1/graph/path":              {restPath, sampleFixed("/api/v1/graph/path?from=seed&to=org", nil)},
+	"GET /api/v1/aggregate":               {restAggregate, sampleFixed("/api/v1/aggregate?by=entity", nil)},
+	"GET /api/v1/tags/cooccurrence":       {restTagPairs, sampleFixed("/api/v1/tags/cooccurrence", nil)},
+	"POST /api/v1/relations":              {restRelate, sampleFixed("/api/v1/relations", map[string]any{"type": "uses", "from": "scope probe", "to": "scope target"})},
 	// admin_test.go
 	"POST /api/v1/admin/api-keys": {restCreateAPIKey,
 		sampleFixed("/api/v1/admin/api-keys", map[string]any{"subject": "svc:scope-probe", "scopes": []string{auth.ScopeMemoriesRead}})},
