@@ -33,8 +33,8 @@ import (
 //
 //   - each word's stem, weighted 1 + ln(tf) (sublinear term frequency);
 //   - the character n-grams (3 to 5) of each word between boundary marks,
-//     scaled so that a word's n-grams together weigh a fifth of the word,
-//     for sub-word similarity (postgres ~ postgresql, typos), where the
+//     scaled so that a word's n-grams together weigh 0.6 of the word, for
+//     sub-word similarity (postgres ~ postgresql, typos), where the
 //     lexical index, which matches whole stems, finds nothing;
 //   - optionally (not in the default) word bigrams, pairs of neighbouring
 //     stems, which measured worse.
@@ -80,7 +80,7 @@ const DefaultBuiltinDim = 384
 
 var defaultFeatures = features{
 	Dim: DefaultBuiltinDim, Split: true, Stem: true, Stop: true,
-	NGramMin: 3, NGramMax: 5, NGramWeight: 0.2,
+	NGramMin: 3, NGramMax: 5, NGramWeight: 0.6,
 	Sublinear: true, Signed: true,
 }
 

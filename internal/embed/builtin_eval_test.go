@@ -91,7 +91,7 @@ func evalVariants() []struct {
 	for _, d := range []int{128, 256, 512, 1024} {
 		variant(fmt.Sprintf("default, d=%d", d), func(f *features) { f.Dim = d })
 	}
-	for _, w := range []float32{0.4, 0.6, 1.0} {
+	for _, w := range []float32{0.2, 0.4, 1.0} {
 		variant(fmt.Sprintf("default, n-gram weight %.1f", w), func(f *features) { f.NGramWeight = w })
 	}
 	variant("default, n-grams 4-5", func(f *features) { f.NGramMin = 4 })
