@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/mcpserver"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
@@ -384,5 +385,208 @@ func restRelate(t *testing.T, w *world) {
 				w.sameAsRecord(t, p, "related after links", x.Memory)
 			}
 		}
+	}
+}
+
+// mcpSameAsGhost fails unless r failed with the message the call about
+// the ghost got, names swapped, and reveals nothing.
+func (w *world) mcpSameAsGhost(t *testing.T, p *principal, what string, r, ghost result, name, ghostName string) {
+	t.Helper()
+	swap := strings.NewReplacer(name, "NAME", ghostName, "NAME")
+	if !r.failed() || r.err != nil || swap.Replace(r.message()) != swap.Replace(ghost.message()) {
+		t.Errorf("%s: %s: %s, want the answer for one that does not exist: %q", p.name, what, r.raw, ghost.message())
+	}
+	w.noLeak(t, p, what, r.raw, name)
+}
+
+func mcpRelated(t *testing.T, w *world, cs clients) {
+	for _, p := range w.principals {
+		if !can(p, auth.ScopeGraphRead) {
+			continue
+		}
+		ghost := call(t, cs[p], "related_memories", map[string]any{"id": ghostID})
+		live := w.graphLive(p)
+		for _, e := range w.entries {
+			r := call(t, cs[p], "related_memories", map[string]any{"id": e.m.ID, "limit": 100, "verbose": true})
+			if !p.sees(e.m) || e.m.State == memory.StateDeleted {
+				w.wantNotFound(t, p, "related_memories of "+e.m.ID, r, ghost, e.m.ID)
+				continue
+			}
+			w.noLeak(t, p, "related_memories of "+e.m.ID, r.raw)
+			var out struct {
+				Results []mcpserver.MemoryView `json:"results"`
+			}
+			if !r.decodeOK(t, p.name, "related_memories", &out) {
+				continue
+			}
+			for _, v := range out.Results {
+				w.viewSameAsRecord(t, p, "related_memories", v)
+			}
+			var want []*entry
+			if memory.Live(e.m.State) {
+				want = slices.DeleteFunc(slices.Clone(live), func(x *entry) bool { return x == e })
+			}
+			if got := viewIDs(out.Results); !slices.Equal(got, idsOf(want)) {
+				t.Errorf("%s: related_memories of %s (%s): %v, the oracle says %v", p.name, e.m.ID, e.m.State, got, idsOf(want))
+			}
+		}
+	}
+}
+
+func mcpNetwork(t *testing.T, w *world, cs clients) {
+	for _, p := range w.principals {
+		if !can(p, auth.ScopeGraphRead) {
+			continue
+		}
+		ghost := call(t, cs[p], "entity_network", map[string]any{"entity": ghostEntity})
+		names := w.graphNames(p)
+		for _, e := range w.filter(func(e *entry) bool { return e.marker != "" }) {
+			name := entityOf(e)
+			r := call(t, cs[p], "entity_network", map[string]any{"entity": name, "depth": 3, "limit": 200})
+			if names[name] == 0 {
+				w.mcpSameAsGhost(t, p, "entity_network of "+name, r, ghost, name, ghostEntity)
+				continue
+			}
+			w.noLeak(t, p, "entity_network of "+name, r.raw)
+			var n memory.Network
+			if !r.decodeOK(t, p.name, "entity_network", &n) {
+				continue
+			}
+			got := []string{}
+			for _, x := range n.Nodes {
+				got = append(got, x.Name)
+			}
+			slices.Sort(got)
+			want := slices.DeleteFunc(slices.Sorted(maps.Keys(names)), func(s string) bool { return s == name })
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: entity_network of %s: %v, the oracle says %v", p.name, name, got, want)
+			}
+		}
+	}
+}
+
+func mcpPath(t *testing.T, w *world, cs clients) {
+	for _, p := range w.principals {
+		if !can(p, auth.ScopeGraphRead) {
+			continue
+		}
+		names := w.graphNames(p)
+		anchor := ghostEntity
+		if live := w.graphLive(p); len(live) > 0 {
+			anchor = entityOf(live[0])
+		}
+		for _, e := range w.filter(func(e *entry) bool { return e.marker != "" }) {
+			name := entityOf(e)
+			r := call(t, cs[p], "path_between_entities", map[string]any{"from": name, "to": anchor})
+			if names[name] == 0 || names[anchor] == 0 {
+				ghost := call(t, cs[p], "path_between_entities", map[string]any{"from": ghostEntity, "to": anchor})
+				w.mcpSameAsGhost(t, p, "path_between_entities from "+name, r, ghost, name, ghostEntity)
+				continue
+			}
+			w.noLeak(t, p, "path_between_entities from "+name, r.raw)
+			var path memory.Path
+			if !r.decodeOK(t, p.name, "path_between_entities", &path) {
+				continue
+			}
+			if want := map[bool]int{true: 0, false: 2}[name == anchor]; !path.Found || path.Hops != want {
+				t.Errorf("%s: path_between_entities %s → %s: %+v, want %d hops", p.name, name, anchor, path, want)
+			}
+			for _, n := range path.Nodes {
+				if names[n.Name] == 0 {
+					t.Errorf("%s: path_between_entities %s → %s goes through %s, outside its graph", p.name, name, anchor, n.Name)
+				}
+			}
+		}
+	}
+}
+
+func mcpAggregate(t *testing.T, w *world, cs clients) {
+	for _, p := range w.principals {
+		if !can(p, auth.ScopeGraphRead) {
+			continue
+		}
+		r := call(t, cs[p], "aggregate", map[string]any{"by": "entity", "limit": 1000})
+		w.noLeak(t, p, "aggregate by entity", r.raw)
+		var out mcpserver.AggregateOutput
+		if !r.decodeOK(t, p.name, "aggregate", &out) {
+			continue
+		}
+		got := map[string]int{}
+		for _, b := range out.Buckets {
+			got[b.Key] = b.Memories
+		}
+		want := map[string]int{}
+		for _, e := range w.live(p) {
+			want[e.m.Entity]++
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: aggregate by entity: %v, the oracle says %v", p.name, got, want)
+		}
+	}
+}
+
+func mcpTagPairs(t *testing.T, w *world, cs clients) {
+	for _, p := range w.principals {
+		if !can(p, auth.ScopeGraphRead) {
+			continue
+		}
+		live := w.graphLive(p)
+		for _, e := range w.filter(func(e *entry) bool { return e.marker != "" }) {
+			r := call(t, cs[p], "tag_cooccurrence", map[string]any{"tag": "seed=" + e.marker})
+			w.noLeak(t, p, "tag_cooccurrence of seed="+e.marker, r.raw)
+			var out mcpserver.TagPairsOutput
+			if !r.decodeOK(t, p.name, "tag_cooccurrence", &out) {
+				continue
+			}
+			n := 2 // org and org=<org>
+			if !slices.Contains(live, e) {
+				n = 0
+			}
+			if len(out.Pairs) != n {
+				t.Errorf("%s: tag_cooccurrence of seed=%s: %+v, want %d pairs", p.name, e.marker, out.Pairs, n)
+			}
+		}
+	}
+}
+
+func mcpRelate(t *testing.T, w *world, cs clients) {
+	for _, p := range w.principals {
+		if !can(p, auth.ScopeGraphWrite) || !can(p, auth.ScopeMemoriesWrite) {
+			continue
+		}
+		for _, ent := range w.entities() {
+			r := call(t, cs[p], "relate", map[string]any{"type": "uses", "from": "mcp-probe-" + p.Subject, "to": "target of " + ent,
+				"scope": entityScope(ent), "access_entity": ent})
+			w.noLeak(t, p, "relate into "+ent, r.raw)
+			if !writable(p, ent) {
+				if !r.failed() || !strings.Contains(r.message(), "forbidden") {
+					t.Errorf("%s: relate into %s, outside its grants: %s, want a forbidden tool error", p.name, ent, r.raw)
+				}
+				continue
+			}
+			var rel memory.Relation
+			if !r.decodeOK(t, p.name, "relate into "+ent, &rel) || !rel.Created {
+				t.Errorf("%s: relate into %s: %s", p.name, ent, r.raw)
+				continue
+			}
+			if e := w.add(t, rel.MemoryID, ""); e.m.OrgID != p.OrgID || e.m.AccessEntity != ent {
+				t.Errorf("%s: relate into %s stored it in %s/%s", p.name, ent, e.m.OrgID, e.m.AccessEntity)
+			}
+		}
+		own := sampleOwnID(w, p)
+		if own == ghostID {
+			continue
+		}
+		ghost := call(t, cs[p], "relate", map[string]any{"type": "related_to", "from_memory": own, "to_memory": ghostID})
+		for _, e := range w.entries {
+			if p.sees(e.m) && e.m.State != memory.StateDeleted {
+				continue
+			}
+			r := call(t, cs[p], "relate", map[string]any{"type": "related_to", "from_memory": own, "to_memory": e.m.ID})
+			w.wantNotFound(t, p, "relate to "+e.m.ID, r, ghost, e.m.ID)
+		}
+	}
+	if got, want := w.totals(t), w.recorded(); !maps.Equal(got, want) {
+		t.Errorf("memories per org: the store has %v, the accepted relations account for %v", got, want)
 	}
 }

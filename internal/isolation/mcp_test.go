@@ -40,6 +40,15 @@ var mcpCases = map[string]mcpCase{
 	"delete_memories": {mcpDelete, func(w *world, p *principal) map[string]any { return map[string]any{"ids": []string{sampleOwnID(w, p)}} }},
 	"memory_history":  {mcpHistory, sampleID(nil)},
 	"whoami":          {mcpWhoami, func(*world, *principal) map[string]any { return map[string]any{} }},
+	// graph_test.go
+	"related_memories":      {mcpRelated, sampleID(nil)},
+	"entity_network":        {mcpNetwork, func(*world, *principal) map[string]any { return map[string]any{"entity": "seed"} }},
+	"path_between_entities": {mcpPath, func(*world, *principal) map[string]any { return map[string]any{"from": "seed", "to": "org"} }},
+	"aggregate":             {mcpAggregate, func(*world, *principal) map[string]any { return map[string]any{"by": "entity"} }},
+	"tag_cooccurrence":      {mcpTagPairs, func(*world, *principal) map[string]any { return map[string]any{} }},
+	"relate": {mcpRelate, func(*world, *principal) map[string]any {
+		return map[string]any{"type": "uses", "from": "scope probe", "to": "scope target"}
+	}},
 }
 
 func sampleOwnID(w *world, p *principal) string {

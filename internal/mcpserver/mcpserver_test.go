@@ -353,7 +353,8 @@ func checkTools(t *testing.T, cs *mcp.ClientSession) {
 	for _, tool := range res.Tools {
 		tools[tool.Name] = tool
 	}
-	want := []string{"add_memories", "delete_memories", "get_memory", "list_memories", "memory_history", "search_memory", "update_memory", "whoami"}
+	want := []string{"add_memories", "aggregate", "delete_memories", "entity_network", "get_memory", "list_memories", "memory_history",
+		"path_between_entities", "relate", "related_memories", "search_memory", "tag_cooccurrence", "update_memory", "whoami"}
 	var names []string
 	for n := range tools {
 		names = append(names, n)
@@ -371,6 +372,13 @@ func checkTools(t *testing.T, cs *mcp.ClientSession) {
 		"delete_memories": {false, true, true},
 		"memory_history":  {true, false, true},
 		"whoami":          {true, false, true},
+		// graphtools.go
+		"related_memories":      {true, false, true},
+		"entity_network":        {true, false, true},
+		"path_between_entities": {true, false, true},
+		"aggregate":             {true, false, true},
+		"tag_cooccurrence":      {true, false, true},
+		"relate":                {false, false, true},
 	} {
 		a := tools[name].Annotations
 		if a == nil || a.ReadOnlyHint != want.readOnly || a.DestructiveHint == nil || *a.DestructiveHint != want.destructive || a.IdempotentHint != want.idempotent {

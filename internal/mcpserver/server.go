@@ -126,6 +126,7 @@ func New(svc *memory.Service, opts Options) *Server {
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "codingbrain", Title: "Coding Brain", Version: opts.Version},
 		&mcp.ServerOptions{Instructions: instructions, Logger: opts.Logger})
 	s.addTools()
+	s.addGraphTools()
 
 	get := func(*http.Request) *mcp.Server { return s.mcp }
 	s.stateful = mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{

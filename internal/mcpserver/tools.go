@@ -29,6 +29,13 @@ var toolScopes = map[string][]string{
 	"delete_memories": {auth.ScopeMemoriesDelete},
 	"memory_history":  {auth.ScopeMemoriesRead},
 	"whoami":          nil,
+	// graphtools.go
+	"related_memories":      {auth.ScopeGraphRead},
+	"entity_network":        {auth.ScopeGraphRead},
+	"path_between_entities": {auth.ScopeGraphRead},
+	"aggregate":             {auth.ScopeGraphRead},
+	"tag_cooccurrence":      {auth.ScopeGraphRead},
+	"relate":                {auth.ScopeGraphWrite, auth.ScopeMemoriesWrite},
 }
 
 // ToolScopes returns a copy of the scopes each tool needs, for
@@ -130,7 +137,10 @@ func principalOf(ti *sdkauth.TokenInfo) (auth.Principal, bool) {
 // that are not the caller's business are logged and not shown.
 func (s *Server) toolError(ctx context.Context, tool string, err error) error {
 	var ve *memory.ValidationError
+	var h *hint
 	switch {
+	case errors.As(err, &h):
+		return h
 	case errors.As(err, &ve):
 		return fmt.Errorf("invalid %s: %s. Correct %q and call %s again", ve.Field, ve.Reason, ve.Field, tool)
 	case errors.Is(err, memory.ErrNotFound):
@@ -161,6 +171,9 @@ func enumSchemas() map[reflect.Type]*jsonschema.Schema {
 		reflect.TypeFor[memory.Source]():       enum(memory.Sources),
 		reflect.TypeFor[memory.State]():        enum(memory.States),
 		reflect.TypeFor[sortOrder]():           enum(memory.Sorts),
+		reflect.TypeFor[relationType]():        enum(memory.RelationTypes),
+		reflect.TypeFor[aggregateBy]():         enum(memory.AggregateBy),
+		reflect.TypeFor[edgeType]():            enum(memory.EdgeTypes()),
 	}
 }
 
