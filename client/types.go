@@ -20,6 +20,21 @@ type (
 	State        = memory.State
 	ArtifactType = memory.ArtifactType
 	Source       = memory.Source
+
+	// The entity graph.
+	Entity         = memory.Entity
+	EntityQuery    = memory.EntityQuery
+	Edge           = memory.Edge
+	RelatedMemory  = memory.RelatedMemory
+	NetworkQuery   = memory.NetworkQuery
+	Network        = memory.Network
+	PathQuery      = memory.PathQuery
+	Path           = memory.Path
+	AggregateQuery = memory.AggregateQuery
+	Bucket         = memory.Bucket
+	TagPair        = memory.TagPair
+	RelateInput    = memory.RelateInput
+	Relation       = memory.Relation
 )
 
 // Sentinels an *Error matches with errors.Is; the same values as the memory
