@@ -159,20 +159,21 @@ func (c *Client) History(ctx context.Context, id string) ([]memory.HistoryEntry,
 
 // SearchRequest is the body of POST /api/v1/search.
 type SearchRequest struct {
-	Query   string        `json:"query"`
-	Limit   int           `json:"limit,omitempty"`
-	Filters memory.Filter `json:"filters,omitzero"`
+	Query   string            `json:"query"`
+	Limit   int               `json:"limit,omitempty"`
+	Filters memory.Filter     `json:"filters,omitzero"`
+	Mode    memory.SearchMode `json:"mode,omitempty"`
+	Explain bool              `json:"explain,omitempty"`
 }
 
-// Search returns the memories most relevant to r.Query, best first.
-func (c *Client) Search(ctx context.Context, r SearchRequest) ([]memory.Hit, error) {
-	var out struct {
-		Hits []memory.Hit `json:"hits"`
-	}
+// Search returns the memories most relevant to r.Query, best first, with
+// the retrieval that ran and whether it was degraded.
+func (c *Client) Search(ctx context.Context, r SearchRequest) (memory.SearchResult, error) {
+	var out memory.SearchResult
 	if _, err := c.do(ctx, http.MethodPost, "/api/v1/search", nil, nil, r, &out); err != nil {
-		return nil, fmt.Errorf("search memories: %w", err)
+		return memory.SearchResult{}, fmt.Errorf("search memories: %w", err)
 	}
-	return out.Hits, nil
+	return out, nil
 }
 
 // Apps lists the apps that wrote visible memories.

@@ -154,17 +154,20 @@ func TestListBuildsQueryString(t *testing.T) {
 }
 
 func TestSearchBody(t *testing.T) {
-	rec := &recorder{body: `{"hits":[{"memory":{"id":"m1","content":"pgx"},"score":1.5}]}`}
+	rec := &recorder{body: `{"hits":[{"memory":{"id":"m1","content":"pgx"},"score":1.5}],"mode":"hybrid"}`}
 	c := serve(t, rec)
-	hits, err := c.Search(context.Background(), client.SearchRequest{
+	res, err := c.Search(context.Background(), client.SearchRequest{
 		Query: "which driver", Limit: 5,
 		Filters: memory.Filter{Categories: []memory.Category{"decision"}, Tags: []string{"db"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hits) != 1 || hits[0].Memory.ID != "m1" || hits[0].Score != 1.5 {
+	if hits := res.Hits; len(hits) != 1 || hits[0].Memory.ID != "m1" || hits[0].Score != 1.5 {
 		t.Errorf("hits = %+v", hits)
+	}
+	if res.Mode != memory.ModeHybrid {
+		t.Errorf("mode = %q", res.Mode)
 	}
 	if rec.req.Method != http.MethodPost || rec.req.URL.Path != "/api/v1/search" {
 		t.Errorf("request %s %s", rec.req.Method, rec.req.URL.Path)

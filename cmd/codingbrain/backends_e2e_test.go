@@ -111,8 +111,8 @@ func TestServeValkeyOutage(t *testing.T) {
 	if err != nil {
 		t.Errorf("add during the outage: %v", err)
 	}
-	if hits, err := c.Search(t.Context(), client.SearchRequest{Query: "valkey session bindings"}); err != nil || len(hits) == 0 || hits[0].Memory.ID != before.ID {
-		t.Errorf("search during the outage: %+v, %v", hits, err)
+	if res, err := c.Search(t.Context(), client.SearchRequest{Query: "valkey session bindings"}); err != nil || len(res.Hits) == 0 || res.Hits[0].Memory.ID != before.ID {
+		t.Errorf("search during the outage: %+v, %v", res.Hits, err)
 	}
 	if page, err := c.List(t.Context(), client.ListParams{}); err != nil || len(page.Memories) != 2 {
 		t.Errorf("list during the outage: %+v, %v", page, err)

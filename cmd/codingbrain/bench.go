@@ -378,7 +378,8 @@ func runQueries(ctx context.Context, svc *memory.Service, qs []benchQuery, princ
 			}
 			pctx := auth.WithPrincipal(ctx, p)
 			start := time.Now()
-			hits, err := svc.Search(pctx, benchSearchQuery(q, mode, limit), memory.ViaCLI)
+			res, err := svc.Search(pctx, benchSearchQuery(q, mode, limit), memory.ViaCLI)
+			hits := res.Hits
 			took := time.Since(start)
 			if err != nil {
 				return nil, fmt.Errorf("query %s (queries line %d): %w", q.ID, q.Line, err)

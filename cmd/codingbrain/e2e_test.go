@@ -280,11 +280,13 @@ func testREST(t *testing.T, srv *server, token string) {
 	if err != nil || len(page.Memories) != 1 || page.Memories[0].ID != m.ID {
 		t.Errorf("List category=decision: %+v, %v", page, err)
 	}
-	hits, err := c.Search(ctx, client.SearchRequest{Query: "pgx postgresql", Limit: 5})
+	res, err := c.Search(ctx, client.SearchRequest{Query: "pgx postgresql", Limit: 5})
+	hits := res.Hits
 	if err != nil || len(hits) == 0 || hits[0].Memory.ID != m.ID || hits[0].Memory.Content != content {
 		t.Errorf("Search: %+v, %v", hits, err)
 	}
-	hits, err = c.Search(ctx, client.SearchRequest{Query: "pgx", Filters: memory.Filter{Categories: []memory.Category{"runbook"}}})
+	res, err = c.Search(ctx, client.SearchRequest{Query: "pgx", Filters: memory.Filter{Categories: []memory.Category{"runbook"}}})
+	hits = res.Hits
 	if err != nil || len(hits) != 0 {
 		t.Errorf("Search filtered to runbooks: %+v, %v", hits, err)
 	}

@@ -210,7 +210,7 @@ func tagMap(tags []string) map[string]any {
 type filterFlags struct {
 	categories, scopes, states, tags list
 	entity, artifactRef, app, access string
-	after, before                    string
+	after, before, validAt           string
 }
 
 func (f *filterFlags) register(fs *flag.FlagSet) {
@@ -225,6 +225,7 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.access, "access-entity", "", "only this access entity, e.g. team:acme/core")
 	fs.StringVar(&f.after, "created-after", "", "only memories created after this RFC 3339 time")
 	fs.StringVar(&f.before, "created-before", "", "only memories created before this RFC 3339 time")
+	fs.StringVar(&f.validAt, "valid-at", "", "only memories valid at this RFC 3339 time (not superseded then)")
 }
 
 func (f *filterFlags) filter() (memory.Filter, error) {
@@ -245,6 +246,9 @@ func (f *filterFlags) filter() (memory.Filter, error) {
 		return memory.Filter{}, err
 	}
 	if mf.CreatedBefore, err = parseTime("created-before", f.before); err != nil {
+		return memory.Filter{}, err
+	}
+	if mf.ValidAt, err = parseTime("valid-at", f.validAt); err != nil {
 		return memory.Filter{}, err
 	}
 	return mf, nil

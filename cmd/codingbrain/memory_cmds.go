@@ -126,8 +126,10 @@ func listCmd() memoryCmd {
 
 func searchCmd() memoryCmd {
 	var (
-		f     filterFlags
-		limit int
+		f       filterFlags
+		limit   int
+		mode    string
+		explain bool
 	)
 	return memoryCmd{
 		args: `"query" `, nargs: 1,
@@ -135,23 +137,26 @@ func searchCmd() memoryCmd {
 		flags: func(fs *flag.FlagSet) {
 			f.register(fs)
 			fs.IntVar(&limit, "limit", 0, "how many hits, 1-100 (default 10)")
+			fs.StringVar(&mode, "mode", "", "hybrid (the server's default), lexical or vector")
+			fs.BoolVar(&explain, "explain", false, "show why each hit ranks where it does")
 		},
 		run: func(ctx context.Context, c *client.Client, o *output, args []string) error {
 			filter, err := f.filter()
 			if err != nil {
 				return err
 			}
-			hits, err := c.Search(ctx, client.SearchRequest{Query: args[0], Limit: limit, Filters: filter})
+			res, err := c.Search(ctx, client.SearchRequest{Query: args[0], Limit: limit, Filters: filter,
+				Mode: memory.SearchMode(mode), Explain: explain})
 			if err != nil {
 				return err
 			}
-			if o.json {
-				if hits == nil {
-					hits = []memory.Hit{}
-				}
-				return o.printJSON(map[string]any{"hits": hits})
+			if res.Hits == nil {
+				res.Hits = []memory.Hit{}
 			}
-			return o.printHits(hits)
+			if o.json {
+				return o.printJSON(res)
+			}
+			return o.printHits(res, explain)
 		},
 	}
 }

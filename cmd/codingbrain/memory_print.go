@@ -87,15 +87,43 @@ func (o *output) printPage(p memory.Page) error {
 }
 
 // printHits writes one line per hit: rank, score, id and snippet.
-func (o *output) printHits(hits []memory.Hit) error {
+func (o *output) printHits(res memory.SearchResult, explain bool) error {
 	var b strings.Builder
-	for i, h := range hits {
-		fmt.Fprintf(&b, "%2d  %-9.3g  %s  %s\n", i+1, h.Score, h.Memory.ID, snippet(h.Memory.Content))
+	if res.Degraded {
+		fmt.Fprintf(&b, "degraded %s search: %s\n", res.Mode, res.Reason)
 	}
-	if len(hits) == 0 {
+	for i, h := range res.Hits {
+		fmt.Fprintf(&b, "%2d  %-9.3g  %s  %s\n", i+1, h.Score, h.Memory.ID, snippet(h.Memory.Content))
+		if explain && h.Explain != nil {
+			b.WriteString("    " + explainLine(h.Explain) + "\n")
+		}
+	}
+	if len(res.Hits) == 0 {
 		b.WriteString("no matches\n")
 	}
 	return o.printf("%s", b.String())
+}
+
+// explainLine says in one line why a hit ranks where it does.
+func explainLine(e *memory.Explain) string {
+	var parts []string
+	for _, s := range e.Sources {
+		parts = append(parts, fmt.Sprintf("%s #%d (%.3g)", s.Source, s.Rank, s.Score))
+	}
+	line := strings.Join(parts, ", ")
+	if e.Fused > 0 {
+		line += fmt.Sprintf("; fused %.4g", e.Fused)
+	}
+	for _, bm := range e.Boosts {
+		line += fmt.Sprintf("; +%.2g %s %s", bm.Weight, bm.Field, bm.Value)
+	}
+	if e.Recency > 0 && e.Recency != 1 {
+		line += fmt.Sprintf("; recency ×%.3f", e.Recency)
+	}
+	if e.Validity > 0 && e.Validity != 1 {
+		line += fmt.Sprintf("; superseded ×%.2f", e.Validity)
+	}
+	return line
 }
 
 // printHistory writes one line per change: when, what, who, and which

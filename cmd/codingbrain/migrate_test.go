@@ -80,8 +80,8 @@ func TestMigrateSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("add: %v", err)
 	}
-	if hits, err := c.Search(t.Context(), client.SearchRequest{Query: "migrations serve sqlite"}); err != nil || len(hits) != 1 || hits[0].Memory.ID != m.ID {
-		t.Errorf("search: %+v, %v", hits, err)
+	if res, err := c.Search(t.Context(), client.SearchRequest{Query: "migrations serve sqlite"}); err != nil || len(res.Hits) != 1 || res.Hits[0].Memory.ID != m.ID {
+		t.Errorf("search: %+v, %v", res.Hits, err)
 	}
 }
 

@@ -156,7 +156,8 @@ func TestServePostgres(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("add: %v, created %v", err, created)
 	}
-	hits, err := c.Search(t.Context(), client.SearchRequest{Query: "production postgresql"})
+	res, err := c.Search(t.Context(), client.SearchRequest{Query: "production postgresql"})
+	hits := res.Hits
 	if err != nil || len(hits) != 1 || hits[0].Memory.ID != m.ID || hits[0].Memory.Content != content {
 		t.Errorf("search: %+v, %v", hits, err)
 	}
@@ -237,7 +238,8 @@ func TestServePostgresRestart(t *testing.T) {
 	}
 	// The same server process recovers on its own.
 	eventually(t, "search succeeds again", func() error {
-		hits, err := c.Search(t.Context(), client.SearchRequest{Query: "orders retries"})
+		res, err := c.Search(t.Context(), client.SearchRequest{Query: "orders retries"})
+		hits := res.Hits
 		if err != nil {
 			return err
 		}

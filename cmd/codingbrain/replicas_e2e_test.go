@@ -48,7 +48,8 @@ func TestTwoReplicas(t *testing.T) {
 		}
 		// B's very first search finds it: search reads the system of
 		// record, so there is no replication delay to wait out.
-		hits, err := cb.Search(ctx, client.SearchRequest{Query: "payments retries backoff"})
+		res, err := cb.Search(ctx, client.SearchRequest{Query: "payments retries backoff"})
+		hits := res.Hits
 		if err != nil || len(hits) != 1 || hits[0].Memory.ID != m.ID {
 			t.Fatalf("search on B right after the write on A: %+v, %v", hits, err)
 		}
@@ -57,19 +58,20 @@ func TestTwoReplicas(t *testing.T) {
 		if _, err := ca.Update(ctx, m.ID, memory.Patch{Content: &changed}); err != nil {
 			t.Fatalf("update on A: %v", err)
 		}
-		hits, err = cb.Search(ctx, client.SearchRequest{Query: "payments jittered"})
+		res, err = cb.Search(ctx, client.SearchRequest{Query: "payments jittered"})
+		hits = res.Hits
 		if err != nil || len(hits) != 1 || hits[0].Memory.Content != changed {
 			t.Fatalf("search on B after the update on A: %+v, %v", hits, err)
 		}
-		if hits, err := cb.Search(ctx, client.SearchRequest{Query: "exponential"}); err != nil || len(hits) != 0 {
-			t.Errorf("B still finds the old content: %+v, %v", hits, err)
+		if res, err := cb.Search(ctx, client.SearchRequest{Query: "exponential"}); err != nil || len(res.Hits) != 0 {
+			t.Errorf("B still finds the old content: %+v, %v", res.Hits, err)
 		}
 
 		if _, err := cb.Delete(ctx, m.ID); err != nil {
 			t.Fatalf("delete on B: %v", err)
 		}
-		if hits, err := ca.Search(ctx, client.SearchRequest{Query: "payments jittered"}); err != nil || len(hits) != 0 {
-			t.Errorf("A finds a memory deleted on B: %+v, %v", hits, err)
+		if res, err := ca.Search(ctx, client.SearchRequest{Query: "payments jittered"}); err != nil || len(res.Hits) != 0 {
+			t.Errorf("A finds a memory deleted on B: %+v, %v", res.Hits, err)
 		}
 		if _, err := ca.Get(ctx, m.ID); !errors.Is(err, memory.ErrNotFound) {
 			t.Errorf("get on A after delete on B: %v, want not found", err)

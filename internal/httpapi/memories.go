@@ -28,14 +28,14 @@ type (
 		Action memory.Action `json:"action" jsonschema:"pause, archive or restore"`
 	}
 	searchRequest struct {
-		Query   string        `json:"query" jsonschema:"what to look for"`
-		Limit   int           `json:"limit,omitempty" jsonschema:"1-100, default 10"`
-		Filters searchFilters `json:"filters,omitempty"`
+		Query   string            `json:"query" jsonschema:"what to look for"`
+		Limit   int               `json:"limit,omitempty" jsonschema:"1-100, default 10"`
+		Filters searchFilters     `json:"filters,omitempty"`
+		Mode    memory.SearchMode `json:"mode,omitempty" jsonschema:"hybrid (default: lexical, vector and graph fused), lexical or vector"`
+		Explain bool              `json:"explain,omitempty" jsonschema:"explain each hit's rank: each source's rank and score, boosts, recency"`
 	}
-	searchResponse struct {
-		Hits []memory.Hit `json:"hits"`
-	}
-	appsResponse struct {
+	searchResponse memory.SearchResult
+	appsResponse   struct {
 		Apps []memory.AppCount `json:"apps"`
 	}
 	statsResponse memory.Stats
@@ -53,6 +53,7 @@ type searchFilters struct {
 	AccessEntity  string     `json:"access_entity,omitempty"`
 	CreatedAfter  *time.Time `json:"created_after,omitempty"`
 	CreatedBefore *time.Time `json:"created_before,omitempty"`
+	ValidAt       *time.Time `json:"valid_at,omitempty" jsonschema:"only memories valid at this time (valid_from not after it, valid_to after it)"`
 }
 
 // stringList is a JSON string or array of strings.
@@ -77,7 +78,7 @@ func (f searchFilters) filter() memory.Filter {
 		Categories: convert[memory.Category](f.Category), Scopes: convert[memory.Scope](f.Scope),
 		States: convert[memory.State](f.State), Tags: f.Tags, Entity: f.Entity,
 		ArtifactRef: f.ArtifactRef, App: f.App, AccessEntity: f.AccessEntity,
-		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore,
+		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, ValidAt: f.ValidAt,
 	}
 }
 
@@ -212,7 +213,7 @@ func parseListQuery(v url.Values) (memory.ListQuery, error) {
 		},
 		Sort: v.Get("sort"), Cursor: v.Get("cursor"),
 	}
-	for name, dst := range map[string]**time.Time{"created_after": &q.Filter.CreatedAfter, "created_before": &q.Filter.CreatedBefore} {
+	for name, dst := range map[string]**time.Time{"created_after": &q.Filter.CreatedAfter, "created_before": &q.Filter.CreatedBefore, "valid_at": &q.Filter.ValidAt} {
 		if s := v.Get(name); s != "" {
 			t, err := time.Parse(time.RFC3339, s)
 			if err != nil {
@@ -237,8 +238,9 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	hits, err := s.svc.Search(r.Context(), memory.SearchQuery{Text: req.Query, Limit: req.Limit, Filter: req.Filters.filter()}, memory.ViaREST)
-	s.reply(w, r, searchResponse{Hits: nonNil(hits)}, err)
+	res, err := s.svc.Search(r.Context(), memory.SearchQuery{Text: req.Query, Limit: req.Limit, Filter: req.Filters.filter(),
+		Mode: req.Mode, Explain: req.Explain}, memory.ViaREST)
+	s.reply(w, r, searchResponse(res), err)
 }
 
 func (s *Server) apps(w http.ResponseWriter, r *http.Request) {

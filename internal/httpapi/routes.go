@@ -39,6 +39,7 @@ var listParams = []Param{
 	{Name: "access_entity", Type: "string", Description: "exact access entity"},
 	{Name: "created_after", Type: "string", Description: "RFC 3339 time"},
 	{Name: "created_before", Type: "string", Description: "RFC 3339 time"},
+	{Name: "valid_at", Type: "string", Description: "RFC 3339 time: only memories valid then (valid_from not after it, valid_to after it)"},
 	{Name: "sort", Type: "string", Description: "-created_at (default), created_at, -updated_at, updated_at"},
 	{Name: "limit", Type: "integer", Description: "page size, 1-200 (default 20)"},
 	{Name: "cursor", Type: "string", Description: "next_cursor of the previous page"},

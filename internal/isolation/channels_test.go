@@ -95,7 +95,8 @@ func (c serviceChannel) list(t *testing.T, p *principal, q memory.ListQuery) ([]
 }
 
 func (c serviceChannel) search(t *testing.T, p *principal, q memory.SearchQuery) ([]memory.Memory, []byte, error) {
-	hits, err := c.svc.Search(p.ctx(t.Context()), q, memory.ViaREST)
+	res, err := c.svc.Search(p.ctx(t.Context()), q, memory.ViaREST)
+	hits := res.Hits
 	ms := make([]memory.Memory, len(hits))
 	for i, h := range hits {
 		ms[i] = h.Memory

@@ -43,6 +43,11 @@ type AddResult struct {
 	ID     string `json:"id,omitempty"`
 	Status string `json:"status" jsonschema:"created, duplicate (an identical memory already existed; its id is returned) or failed"`
 	Error  string `json:"error,omitempty"`
+	// NearDuplicateOf names an existing memory the new one is very similar
+	// to; it was stored and linked, and may be worth merging with
+	// update_memory.
+	NearDuplicateOf string  `json:"near_duplicate_of,omitempty" jsonschema:"an existing memory this new one nearly duplicates (stored anyway, and linked); consider merging them with update_memory"`
+	Similarity      float64 `json:"similarity,omitempty" jsonschema:"cosine similarity to near_duplicate_of"`
 }
 
 // AddMemoriesOutput is the output of add_memories.
@@ -80,6 +85,7 @@ type Filters struct {
 	App           string            `json:"app,omitempty" jsonschema:"only memories written through this client app"`
 	CreatedAfter  string            `json:"created_after,omitempty" jsonschema:"only memories created after this time (RFC 3339, or a date like 2025-01-31)"`
 	CreatedBefore string            `json:"created_before,omitempty" jsonschema:"only memories created before this time (RFC 3339, or a date like 2025-01-31)"`
+	ValidAt       string            `json:"valid_at,omitempty" jsonschema:"only memories valid at this time: not yet superseded then (RFC 3339, or a date like 2025-01-31)"`
 }
 
 func (f *Filters) filter() (memory.Filter, error) {
@@ -94,9 +100,14 @@ func (f *Filters) filter() (memory.Filter, error) {
 	if err != nil {
 		return memory.Filter{}, err
 	}
+	validAt, err := parseTime("filters.valid_at", f.ValidAt)
+	if err != nil {
+		return memory.Filter{}, err
+	}
 	return memory.Filter{
 		Categories: f.Category, Scopes: f.Scope, States: f.State, Entity: f.Entity,
 		ArtifactRef: f.ArtifactRef, Tags: f.Tags, App: f.App, CreatedAfter: after, CreatedBefore: before,
+		ValidAt: validAt,
 	}, nil
 }
 
@@ -118,6 +129,10 @@ type SearchInput struct {
 	Limit   int      `json:"limit,omitempty" jsonschema:"how many results, 1-100; default 10"`
 	Filters *Filters `json:"filters,omitempty" jsonschema:"narrow the search"`
 	Verbose bool     `json:"verbose,omitempty" jsonschema:"return every field of each memory instead of id, content, category, entity and score"`
+	// Mode and Explain tune the retrieval; the default hybrid mode suits
+	// almost every question.
+	Mode    memory.SearchMode `json:"mode,omitempty" jsonschema:"hybrid (default): words, meaning and related entities fused; lexical: exact words only; vector: meaning only"`
+	Explain bool              `json:"explain,omitempty" jsonschema:"add to each result why it ranks there: each source's rank and score, boosts, recency"`
 }
 
 // MemoryView is a memory as the tools return it. Compact views carry id,
@@ -141,6 +156,8 @@ type MemoryView struct {
 	CreatedBy    string         `json:"created_by,omitempty"`
 	CreatedAt    *time.Time     `json:"created_at,omitempty"`
 	UpdatedAt    *time.Time     `json:"updated_at,omitempty"`
+	// Explain is set in search results when asked for.
+	Explain *memory.Explain `json:"explain,omitempty"`
 }
 
 func view(m memory.Memory, verbose bool) MemoryView {
@@ -158,6 +175,11 @@ func view(m memory.Memory, verbose bool) MemoryView {
 // SearchOutput is the output of search_memory, best match first.
 type SearchOutput struct {
 	Results []MemoryView `json:"results"`
+	// Mode is the retrieval that ran; Degraded and Reason say when
+	// meaning-based (vector) retrieval could not run.
+	Mode     memory.SearchMode `json:"mode"`
+	Degraded bool              `json:"degraded,omitempty" jsonschema:"true when meaning-based retrieval was unavailable and results come from words and entities only"`
+	Reason   string            `json:"reason,omitempty"`
 }
 
 // ListInput is the input of list_memories.
@@ -320,6 +342,7 @@ func (s *Server) addMemories(ctx context.Context, in AddMemoriesInput) (AddMemor
 			r = AddResult{Index: i, Status: "failed", Error: s.toolError(ctx, "add_memories", err).Error()}
 		case created:
 			r.Status = "created"
+			r.NearDuplicateOf, r.Similarity, _ = memory.NearDuplicateOf(m)
 		}
 		out.Results[i] = r
 	}
@@ -331,14 +354,15 @@ func (s *Server) searchMemory(ctx context.Context, in SearchInput) (SearchOutput
 	if err != nil {
 		return SearchOutput{}, err
 	}
-	hits, err := s.svc.Search(ctx, memory.SearchQuery{Text: in.Query, Filter: f, Limit: in.Limit}, memory.ViaMCP)
+	res, err := s.svc.Search(ctx, memory.SearchQuery{Text: in.Query, Filter: f, Limit: in.Limit, Mode: in.Mode, Explain: in.Explain}, memory.ViaMCP)
 	if err != nil {
 		return SearchOutput{}, err
 	}
-	out := SearchOutput{Results: make([]MemoryView, len(hits))}
-	for i, h := range hits {
+	out := SearchOutput{Results: make([]MemoryView, len(res.Hits)), Mode: res.Mode, Degraded: res.Degraded, Reason: res.Reason}
+	for i, h := range res.Hits {
 		out.Results[i] = view(h.Memory, in.Verbose)
 		out.Results[i].Score = h.Score
+		out.Results[i].Explain = h.Explain
 	}
 	return out, nil
 }

@@ -171,6 +171,7 @@ func enumSchemas() map[reflect.Type]*jsonschema.Schema {
 		reflect.TypeFor[memory.Source]():       enum(memory.Sources),
 		reflect.TypeFor[memory.State]():        enum(memory.States),
 		reflect.TypeFor[sortOrder]():           enum(memory.Sorts),
+		reflect.TypeFor[memory.SearchMode]():   enum(memory.SearchModes),
 		reflect.TypeFor[relationType]():        enum(memory.RelationTypes),
 		reflect.TypeFor[aggregateBy]():         enum(memory.AggregateBy),
 		reflect.TypeFor[edgeType]():            enum(memory.EdgeTypes()),

@@ -155,8 +155,9 @@ type AccessEntry struct {
 
 // Hit is one search result.
 type Hit struct {
-	Memory Memory  `json:"memory"`
-	Score  float64 `json:"score"`
+	Memory  Memory   `json:"memory"`
+	Score   float64  `json:"score"`
+	Explain *Explain `json:"explain,omitempty"`
 }
 
 // AppCount is an app and how many visible memories it wrote.

@@ -47,6 +47,12 @@ type Options struct {
 	// refused because the caller's grants do not cover them. nil records
 	// nothing. *audit.Recorder implements it.
 	Audit Auditor
+	// Vectors, when set, adds vector retrieval to search (hybrid by
+	// default), near-duplicate detection to Add, and keeps the vector
+	// index current on every write (hybrid.go).
+	Vectors Vectors
+	// Ranking tunes hybrid search; the zero value is DefaultRanking.
+	Ranking Ranking
 }
 
 // Auditor records audit events. Record must not fail the caller's request;
@@ -58,15 +64,20 @@ type Auditor interface {
 // Service holds the rules for memories. REST, MCP and the CLI all go through
 // it, so every channel validates, authorizes and records history the same way.
 type Service struct {
-	store Store
-	now   func() time.Time
-	newID func() string
-	audit Auditor
+	store   Store
+	now     func() time.Time
+	newID   func() string
+	audit   Auditor
+	vectors Vectors
+	ranking Ranking
 }
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
-	s := &Service{store: store, now: opts.Now, newID: opts.NewID, audit: opts.Audit}
+	s := &Service{store: store, now: opts.Now, newID: opts.NewID, audit: opts.Audit, vectors: opts.Vectors, ranking: opts.Ranking}
+	if s.ranking == (Ranking{}) {
+		s.ranking = DefaultRanking()
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -179,7 +190,12 @@ func (s *Service) Add(ctx context.Context, in Input) (m Memory, created bool, er
 		return Memory{}, false, err
 	}
 	m.ContentHash = ContentHash(m.Content)
-	return s.store.Create(ctx, m, p.Subject)
+	vec := s.prepareAdd(ctx, &m)
+	stored, created, err := s.store.Create(ctx, m, p.Subject)
+	if err == nil && created {
+		s.written(ctx, stored, vec, true)
+	}
+	return stored, created, err
 }
 
 func authorizeWrite(p auth.Principal, entity string) error {
@@ -281,7 +297,13 @@ func (s *Service) Update(ctx context.Context, id string, patch Patch) (Memory, e
 	if err != nil {
 		return Memory{}, err
 	}
+	var vec []float32
+	if patch.Content != nil && s.vectors != nil {
+		vec = s.embedForWrite(ctx, strings.TrimSpace(*patch.Content))
+	}
+	var prevHash string
 	m, err := s.store.Update(ctx, AccessFor(p), id, p.Subject, "update", func(m *Memory) error {
+		prevHash = m.ContentHash
 		switch m.State {
 		case StateDeleted:
 			return fmt.Errorf("memory %s: %w", id, ErrNotFound)
@@ -301,6 +323,9 @@ func (s *Service) Update(ctx context.Context, id string, patch Patch) (Memory, e
 	})
 	if errors.Is(err, ErrForbidden) {
 		s.auditForbidden(ctx, "update", "memory:"+id)
+	}
+	if err == nil {
+		s.written(ctx, m, vec, m.ContentHash != prevHash)
 	}
 	return m, err
 }
@@ -351,7 +376,7 @@ func (s *Service) Transition(ctx context.Context, id string, action Action) (Mem
 		return Memory{}, err
 	}
 	t := transitions[action]
-	return s.store.Update(ctx, AccessFor(p), id, p.Subject, string(action), func(m *Memory) error {
+	m, err := s.store.Update(ctx, AccessFor(p), id, p.Subject, string(action), func(m *Memory) error {
 		if m.State == StateDeleted {
 			return fmt.Errorf("memory %s: %w", id, ErrNotFound)
 		}
@@ -362,6 +387,10 @@ func (s *Service) Transition(ctx context.Context, id string, action Action) (Mem
 		m.UpdatedAt = s.now().UTC()
 		return nil
 	})
+	if err == nil {
+		s.written(ctx, m, nil, false)
+	}
+	return m, err
 }
 
 // Delete soft-deletes a visible memory: it leaves listings and search but its
@@ -379,6 +408,9 @@ func (s *Service) Delete(ctx context.Context, id string) (Memory, error) {
 		m.UpdatedAt = s.now().UTC()
 		return nil
 	})
+	if err == nil {
+		s.written(ctx, m, nil, false)
+	}
 	if err == nil && s.audit != nil {
 		// After the commit: a failed audit write is logged by the
 		// recorder and does not undo or fail the delete.
@@ -448,39 +480,48 @@ func validateFilter(f Filter, prefix string) error {
 	return nil
 }
 
-// Search ranks visible memories by relevance to q.Text. Every search leaves
-// access-log rows for the memories it returned.
-func (s *Service) Search(ctx context.Context, q SearchQuery, via Via) ([]Hit, error) {
+// Search ranks visible memories by relevance to q.Text, in q.Mode (see
+// hybrid.go), and says which retrieval ran and whether it was degraded.
+// Every search leaves access-log rows for the memories it returned.
+func (s *Service) Search(ctx context.Context, q SearchQuery, via Via) (SearchResult, error) {
 	p, err := principal(ctx)
 	if err != nil {
-		return nil, err
+		return SearchResult{}, err
 	}
 	q.Text = strings.TrimSpace(q.Text)
 	if q.Text == "" {
-		return nil, invalid("query", "is required and must not be blank")
+		return SearchResult{}, invalid("query", "is required and must not be blank")
 	}
 	if len(q.Text) > 4096 {
-		return nil, invalid("query", "is %d bytes; at most 4096 allowed", len(q.Text))
+		return SearchResult{}, invalid("query", "is %d bytes; at most 4096 allowed", len(q.Text))
 	}
 	if q.Limit == 0 {
 		q.Limit = DefaultHitLimit
 	}
 	if q.Limit < 1 || q.Limit > MaxSearchLimit {
-		return nil, invalid("limit", "must be between 1 and %d", MaxSearchLimit)
+		return SearchResult{}, invalid("limit", "must be between 1 and %d", MaxSearchLimit)
+	}
+	if q.Mode != "" {
+		if err := oneOf("mode", q.Mode, SearchModes); err != nil {
+			return SearchResult{}, err
+		}
 	}
 	if err := validateFilter(q.Filter, "filters."); err != nil {
-		return nil, err
+		return SearchResult{}, err
 	}
-	hits, err := s.store.Search(ctx, AccessFor(p), q)
+	res, err := s.retrieve(ctx, AccessFor(p), q)
 	if err != nil {
-		return nil, err
+		return SearchResult{}, err
 	}
-	ms := make([]Memory, len(hits))
-	for i, h := range hits {
+	if res.Hits == nil {
+		res.Hits = []Hit{}
+	}
+	ms := make([]Memory, len(res.Hits))
+	for i, h := range res.Hits {
 		ms[i] = h.Memory
 	}
 	s.logAccess(ctx, p, via, q.Text, ms)
-	return hits, nil
+	return res, nil
 }
 
 // logAccess records reads. A failure to log does not fail the read; the store

@@ -90,6 +90,9 @@ type Filter struct {
 	AccessEntity  string     `json:"access_entity,omitempty"`
 	CreatedAfter  *time.Time `json:"created_after,omitempty"`
 	CreatedBefore *time.Time `json:"created_before,omitempty"`
+	// ValidAt keeps memories that were valid at that time: valid_from
+	// unset or not after it, and valid_to unset or after it.
+	ValidAt *time.Time `json:"valid_at,omitempty"`
 }
 
 // Sort orders of List.
@@ -117,6 +120,11 @@ type SearchQuery struct {
 	Text   string
 	Filter Filter
 	Limit  int
+	// Mode is the retrieval to run (SearchModes); empty is the service's
+	// default. Stores ignore it: Store.Search is always lexical.
+	Mode SearchMode
+	// Explain asks for each hit's Explain.
+	Explain bool
 }
 
 // Change is one committed write to a memory — its creation, an update, a

@@ -35,7 +35,8 @@ func BenchmarkSearch(b *testing.B) {
 				q := memory.SearchQuery{Text: g.query(), Limit: 10}
 				ctx := auth.WithPrincipal(b.Context(), p)
 				start := time.Now()
-				hs, err := svc.Search(ctx, q, memory.ViaMCP)
+				res, err := svc.Search(ctx, q, memory.ViaMCP)
+				hs := res.Hits
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -100,6 +100,10 @@ func (w *where) filter(f memory.Filter) {
 	if f.CreatedBefore != nil {
 		w.add("m.created_at < " + w.arg(*f.CreatedBefore))
 	}
+	if f.ValidAt != nil {
+		at := w.arg(*f.ValidAt)
+		w.add("(m.valid_from IS NULL OR m.valid_from <= " + at + ") AND (m.valid_to IS NULL OR m.valid_to > " + at + ")")
+	}
 	for _, t := range f.Tags {
 		w.tag(t)
 	}

@@ -108,6 +108,10 @@ func (w *where) filter(f memory.Filter) {
 	if f.CreatedBefore != nil {
 		w.add("m.created_at < ?", formatTime(*f.CreatedBefore))
 	}
+	if f.ValidAt != nil {
+		at := formatTime(*f.ValidAt)
+		w.add("(m.valid_from IS NULL OR m.valid_from <= ?) AND (m.valid_to IS NULL OR m.valid_to > ?)", at, at)
+	}
 	for _, t := range f.Tags {
 		w.tag(t)
 	}

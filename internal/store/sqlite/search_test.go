@@ -113,7 +113,8 @@ func TestSearchAccessShapes(t *testing.T) {
 		t.Errorf("search with a non-matching prefix: %v, %v", hits, err)
 	}
 	for _, tok := range strings.Fields(aclTokens("acme", "team:acme/web")) {
-		hits, err := svc.Search(ctx, memory.SearchQuery{Text: tok}, memory.ViaREST)
+		res, err := svc.Search(ctx, memory.SearchQuery{Text: tok}, memory.ViaREST)
+		hits := res.Hits
 		if err != nil || len(hits) != 0 {
 			t.Errorf("search for access token %s: %d hits, %v", tok, len(hits), err)
 		}

@@ -298,7 +298,8 @@ func testSoftDelete(t *testing.T, e *env) {
 	if len(got) != 1 || got[0].ID != m.ID || got[0].State != memory.StateDeleted {
 		t.Errorf("list of deleted: %v, want %s", ids(got), m.ID)
 	}
-	hits, err := e.svc.Search(ctx, memory.SearchQuery{Text: "staging"}, memory.ViaREST)
+	res, err := e.svc.Search(ctx, memory.SearchQuery{Text: "staging"}, memory.ViaREST)
+	hits := res.Hits
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,8 @@ func testFilters(t *testing.T, e *env) {
 		if !sameSet(got, want) || len(got) != len(want) {
 			t.Errorf("list %+v: got %v, want %v", c.f, nm.of(got), strings.Split(c.want, ""))
 		}
-		hits, err := e.svc.Search(e.as(carol), memory.SearchQuery{Text: "zebra", Filter: c.f, Limit: 100}, memory.ViaREST)
+		res, err := e.svc.Search(e.as(carol), memory.SearchQuery{Text: "zebra", Filter: c.f, Limit: 100}, memory.ViaREST)
+		hits := res.Hits
 		if err != nil {
 			t.Errorf("search %+v: %v", c.f, err)
 			continue

@@ -12,7 +12,8 @@ import (
 // search runs q as p and fails the test on error.
 func (e *env) search(p auth.Principal, q memory.SearchQuery) []memory.Hit {
 	e.t.Helper()
-	hits, err := e.svc.Search(e.as(p), q, memory.ViaREST)
+	res, err := e.svc.Search(e.as(p), q, memory.ViaREST)
+	hits := res.Hits
 	if err != nil {
 		e.t.Fatalf("search %q as %s: %v", q.Text, p.Subject, err)
 	}
@@ -150,7 +151,8 @@ func testSearchSyntax(t *testing.T, e *env) {
 		`"" parser ""`, `parser + + quotes`, `\parser\`, `parser ~ 2`, `ünbalanced paréntheses`,
 	}
 	for _, q := range queries {
-		hits, err := e.svc.Search(e.as(alice), memory.SearchQuery{Text: q}, memory.ViaREST)
+		res, err := e.svc.Search(e.as(alice), memory.SearchQuery{Text: q}, memory.ViaREST)
+		hits := res.Hits
 		if err != nil {
 			t.Errorf("search %q: %v", q, err)
 			continue
@@ -160,7 +162,8 @@ func testSearchSyntax(t *testing.T, e *env) {
 		}
 	}
 	for _, q := range []string{"!!!", "* * *", `"`, "()"} {
-		hits, err := e.svc.Search(e.as(alice), memory.SearchQuery{Text: q}, memory.ViaREST)
+		res, err := e.svc.Search(e.as(alice), memory.SearchQuery{Text: q}, memory.ViaREST)
+		hits := res.Hits
 		if err != nil || len(hits) != 0 {
 			t.Errorf("search %q: %d hits, err %v; want none and no error", q, len(hits), err)
 		}

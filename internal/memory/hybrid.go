@@ -1,0 +1,591 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/codingbrain/codingbrain/internal/embed"
+)
+
+// Hybrid search: the memories the lexical index (Store.Search), the vector
+// index (Vectors) and the entity graph (GraphStore.GraphNeighbours) find
+// for a query are fused by reciprocal rank fusion, then adjusted for what
+// the query names (entity, artifact, category, scope, tags), for age (a
+// half-life) and for validity (superseded facts rank lower). Every source
+// applies the caller's access and the query's filters before it ranks, so
+// a visible match is never crowded out by invisible ones, and memories
+// found by the vector index are read back through Lookup, whose query
+// checks access and filters again against the system of record.
+
+// SearchMode selects the retrieval a search runs.
+type SearchMode string
+
+// Search modes.
+const (
+	// ModeHybrid fuses lexical, vector and graph retrieval (the default
+	// when the service has Vectors).
+	ModeHybrid SearchMode = "hybrid"
+	// ModeLexical is the store's full-text ranking alone (BM25 on SQLite,
+	// ts_rank on PostgreSQL), without boosts: the baseline, and the
+	// default without Vectors.
+	ModeLexical SearchMode = "lexical"
+	// ModeVector ranks by embedding similarity alone.
+	ModeVector SearchMode = "vector"
+)
+
+// SearchModes lists the modes a query may ask for.
+var SearchModes = []SearchMode{ModeHybrid, ModeLexical, ModeVector}
+
+// Retrieval sources, as Explain names them.
+const (
+	SourceLexical = "lexical"
+	SourceVector  = "vector"
+	SourceGraph   = "graph"
+)
+
+// SearchResult is what a search found, and how.
+type SearchResult struct {
+	Hits []Hit `json:"hits"`
+	// Mode is the retrieval that ran: the one asked for, except that a
+	// vector search without vectors runs lexical.
+	Mode SearchMode `json:"mode" jsonschema:"the retrieval that ran: hybrid, lexical or vector"`
+	// Degraded is true when vector retrieval was wanted but could not run
+	// (the embedder is unavailable, or the stored vectors are not yet
+	// those of its model); Reason says why. The hits then come from the
+	// other sources.
+	Degraded bool   `json:"degraded,omitempty" jsonschema:"vector retrieval was wanted but could not run; see reason"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Explain says how a hit got its rank: each source's rank and score, the
+// boosts that applied, and the recency and validity factors. Score =
+// Fused × (1 + Σ boost weights) × Recency × Validity.
+type Explain struct {
+	Sources []SourceScore `json:"sources"`
+	// Fused is the reciprocal rank fusion score: Σ weight/(k + rank) over
+	// the sources that found the memory.
+	Fused    float64      `json:"fused,omitempty"`
+	Boosts   []BoostMatch `json:"boosts,omitempty"`
+	Recency  float64      `json:"recency,omitempty" jsonschema:"the age factor, 1 for a memory created now"`
+	Validity float64      `json:"validity,omitempty" jsonschema:"the factor for a superseded memory (valid_to passed), else 1"`
+	Score    float64      `json:"score"`
+}
+
+// SourceScore is one source's opinion of a hit: its rank there (1 is
+// best) and its own score (lexical: the store's BM25 or ts_rank score;
+// vector: cosine similarity; graph: the neighbourhood score).
+type SourceScore struct {
+	Source string  `json:"source"`
+	Rank   int     `json:"rank"`
+	Score  float64 `json:"score"`
+}
+
+// BoostMatch is a boost that applied: the memory's field, its value that
+// the query names, and the weight added.
+type BoostMatch struct {
+	Field  string  `json:"field" jsonschema:"entity, artifact, category, scope or tag"`
+	Value  string  `json:"value"`
+	Weight float64 `json:"weight"`
+}
+
+// Ranking tunes hybrid search and near-duplicate detection. The zero
+// value means DefaultRanking.
+type Ranking struct {
+	// RRFK is the k of reciprocal rank fusion: a source's rank r adds
+	// weight/(RRFK + r).
+	RRFK float64
+	// Weights of the sources in the fusion.
+	LexicalWeight, VectorWeight, GraphWeight float64
+	// Candidates is how many memories each source contributes (at least
+	// the query's limit, at most MaxSearchLimit).
+	Candidates int
+	// MinSimilarity drops vector candidates less similar than this to the
+	// query from the fusion (0 keeps all).
+	MinSimilarity float64
+	// Boost weights, added to 1 and multiplied into the score when the
+	// query names the memory's entity, artifact ref (or its file name),
+	// category, scope, or one of its tags.
+	EntityBoost, ArtifactBoost, CategoryBoost, ScopeBoost, TagBoost float64
+	// HalfLife and RecencyWeight weigh age: a memory created HalfLife ago
+	// keeps 1 − RecencyWeight/2 of its score, a very old one
+	// 1 − RecencyWeight. HalfLife 0 turns recency off.
+	HalfLife      time.Duration
+	RecencyWeight float64
+	// Superseded multiplies the score of a memory whose valid_to has
+	// passed (0 or 1 leave it alone).
+	Superseded float64
+	// NearDuplicate is the cosine similarity from which a new memory is
+	// linked to an existing one of the same access entity (see Add); 0
+	// turns detection off.
+	NearDuplicate float64
+}
+
+// DefaultRanking is the ranking hybrid search uses unless configured:
+// measured on the development set (docs/retrieval.md).
+func DefaultRanking() Ranking {
+	return Ranking{
+		RRFK: 60, LexicalWeight: 1, VectorWeight: 1, GraphWeight: 0.5, Candidates: 50,
+		EntityBoost: 0.3, ArtifactBoost: 0.2, CategoryBoost: 0.1, ScopeBoost: 0.05, TagBoost: 0.1,
+		HalfLife: 180 * 24 * time.Hour, RecencyWeight: 0.2, Superseded: 0.5, NearDuplicate: 0.92,
+	}
+}
+
+// Vectors is the vector side of retrieval as the service sees it: an
+// embedder and the in-process index over the stored embeddings of its
+// model (internal/retrieval implements it).
+type Vectors interface {
+	// Embed returns the vector of one text: a query, or a memory's content
+	// before it is stored. An embedder that cannot answer now returns an
+	// error wrapping embed.ErrUnavailable.
+	Embed(ctx context.Context, text string) ([]float32, error)
+	// Current reports whether the index holds the embedder's vectors for
+	// (nearly) every memory; when not — a change of model waiting for the
+	// re-embedding, a backfill under way — it says why.
+	Current() (ok bool, reason string)
+	// Nearest returns up to k memories of a.OrgID that a may see and that
+	// pass f, whose vectors are most similar to vec (cosine), best first.
+	// Access and filters apply before the k are chosen.
+	Nearest(ctx context.Context, a Access, f Filter, vec []float32, k int) ([]VectorHit, error)
+	// Written tells of a memory this replica has just written, so that
+	// search sees it at once: vec is the vector of its content when the
+	// content changed (nil when it could not be embedded: the memory
+	// leaves the index until the backfill embeds it); with contentChanged
+	// false only its other fields changed and its vector still holds.
+	Written(ctx context.Context, m Memory, vec []float32, contentChanged bool)
+}
+
+// VectorHit is a memory the vector index found and its cosine similarity
+// to the query.
+type VectorHit struct {
+	ID    string
+	Score float64
+}
+
+// Lookup is implemented by stores that read memories by id; hybrid search
+// reads the memories the vector index found through it.
+type Lookup interface {
+	// Lookup returns the memories among ids that a may see and that match
+	// f, in any order; others are left out.
+	Lookup(ctx context.Context, a Access, f Filter, ids []string) ([]Memory, error)
+}
+
+// NearDuplicateKey is the metadata key under which Add records the
+// existing memory a new one nearly duplicates: {"id": …, "similarity": …}.
+const NearDuplicateKey = "near_duplicate_of"
+
+// writeEmbedTimeout bounds the wait for the embedder on a write: a write
+// never fails for it, and a memory not embedded now is embedded by the
+// backfill.
+const writeEmbedTimeout = 2 * time.Second
+
+// prepareAdd embeds the content of m, about to be stored, and when an
+// existing memory of the same access entity is at least
+// Ranking.NearDuplicate similar, records it in m's metadata
+// (NearDuplicateKey). It returns the vector, or nil when there is none.
+func (s *Service) prepareAdd(ctx context.Context, m *Memory) []float32 {
+	if s.vectors == nil {
+		return nil
+	}
+	vec := s.embedForWrite(ctx, m.Content)
+	if vec == nil || s.ranking.NearDuplicate <= 0 {
+		return vec
+	}
+	a := Access{OrgID: m.OrgID, Entities: []string{m.AccessEntity}}
+	hits, err := s.vectors.Nearest(ctx, a, Filter{}, vec, 1)
+	if err == nil && len(hits) == 1 && hits[0].Score >= s.ranking.NearDuplicate {
+		md := maps.Clone(m.Metadata)
+		if md == nil {
+			md = map[string]any{}
+		}
+		md[NearDuplicateKey] = map[string]any{"id": hits[0].ID, "similarity": math.Round(hits[0].Score*1e4) / 1e4}
+		m.Metadata = md
+	}
+	return vec
+}
+
+// embedForWrite embeds the content of a memory being written, or returns
+// nil when the embedder cannot (the backfill embeds it later).
+func (s *Service) embedForWrite(ctx context.Context, content string) []float32 {
+	ctx, cancel := context.WithTimeout(ctx, writeEmbedTimeout)
+	defer cancel()
+	vec, err := s.vectors.Embed(ctx, content)
+	if err != nil {
+		return nil
+	}
+	return vec
+}
+
+// written tells Vectors about a committed write.
+func (s *Service) written(ctx context.Context, m Memory, vec []float32, contentChanged bool) {
+	if s.vectors != nil {
+		s.vectors.Written(ctx, m, vec, contentChanged)
+	}
+}
+
+// NearDuplicateOf returns the memory m was found to nearly duplicate when
+// it was added, and the similarity, from its metadata.
+func NearDuplicateOf(m Memory) (id string, similarity float64, ok bool) {
+	nd, _ := m.Metadata[NearDuplicateKey].(map[string]any)
+	id, _ = nd["id"].(string)
+	similarity, _ = nd["similarity"].(float64)
+	return id, similarity, id != ""
+}
+
+// defaultMode is the mode of a query that names none.
+func (s *Service) defaultMode() SearchMode {
+	if s.vectors != nil {
+		return ModeHybrid
+	}
+	return ModeLexical
+}
+
+// retrieve runs a validated search for the caller's access a.
+func (s *Service) retrieve(ctx context.Context, a Access, q SearchQuery) (SearchResult, error) {
+	mode := q.Mode
+	if mode == "" {
+		mode = s.defaultMode()
+	}
+	switch mode {
+	case ModeVector:
+		vh, reason, err := s.vectorSearch(ctx, a, q.Text, q.Filter, q.Limit)
+		if err != nil {
+			return SearchResult{}, err
+		}
+		if reason != "" {
+			res, err := s.lexicalOnly(ctx, a, q)
+			res.Degraded, res.Reason = true, reason+"; ran lexical search instead"
+			return res, err
+		}
+		list, err := s.lookupRanked(ctx, a, q.Filter, vh, nil)
+		if err != nil {
+			return SearchResult{}, err
+		}
+		hits := make([]Hit, len(list))
+		for i, h := range list {
+			hits[i] = h
+			if q.Explain {
+				hits[i].Explain = &Explain{Sources: []SourceScore{{SourceVector, i + 1, h.Score}}, Score: h.Score}
+			}
+		}
+		return SearchResult{Hits: hits, Mode: ModeVector}, nil
+	case ModeHybrid:
+		return s.hybrid(ctx, a, q)
+	}
+	return s.lexicalOnly(ctx, a, q)
+}
+
+// lexicalOnly is the store's lexical search as it ranks.
+func (s *Service) lexicalOnly(ctx context.Context, a Access, q SearchQuery) (SearchResult, error) {
+	hits, err := s.store.Search(ctx, a, q)
+	if err != nil {
+		return SearchResult{}, err
+	}
+	if q.Explain {
+		for i := range hits {
+			hits[i].Explain = &Explain{Sources: []SourceScore{{SourceLexical, i + 1, hits[i].Score}}, Score: hits[i].Score}
+		}
+	}
+	return SearchResult{Hits: hits, Mode: ModeLexical}, nil
+}
+
+// vectorSearch embeds the query and asks the index for k memories. When
+// vector retrieval cannot run it returns the reason instead; an error is
+// only the request's own cancellation.
+func (s *Service) vectorSearch(ctx context.Context, a Access, text string, f Filter, k int) ([]VectorHit, string, error) {
+	if s.vectors == nil {
+		return nil, "no embedder is configured", nil
+	}
+	if _, ok := s.store.(Lookup); !ok {
+		return nil, "this store cannot read memories by id", nil
+	}
+	if ok, why := s.vectors.Current(); !ok {
+		return nil, why, nil
+	}
+	vec, err := s.vectors.Embed(ctx, text)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		if errors.Is(err, embed.ErrUnavailable) {
+			return nil, "the embedder is unavailable", nil
+		}
+		return nil, "the embedder failed on the query", nil
+	}
+	if isZero(vec) {
+		return []VectorHit{}, "", nil // no word to compare: nothing is similar
+	}
+	hits, err := s.vectors.Nearest(ctx, a, f, vec, k)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		return nil, "the vector index failed", nil
+	}
+	return hits, "", nil
+}
+
+func isZero(v []float32) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// lookupRanked reads the memories of vector hits not in known, keeping the
+// hits' order and dropping those the store no longer shows (changed,
+// deleted, or filtered since the index saw them).
+func (s *Service) lookupRanked(ctx context.Context, a Access, f Filter, vh []VectorHit, known map[string]Memory) ([]Hit, error) {
+	var ids []string
+	for _, h := range vh {
+		if _, ok := known[h.ID]; !ok {
+			ids = append(ids, h.ID)
+		}
+	}
+	rows := map[string]Memory{}
+	if len(ids) > 0 {
+		ms, err := s.store.(Lookup).Lookup(ctx, a, f, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			rows[m.ID] = m
+		}
+	}
+	out := make([]Hit, 0, len(vh))
+	for _, h := range vh {
+		m, ok := known[h.ID]
+		if !ok {
+			m, ok = rows[h.ID]
+		}
+		if ok {
+			out = append(out, Hit{Memory: m, Score: h.Score})
+		}
+	}
+	return out, nil
+}
+
+// fusedHit is a memory in the fusion: its rank (1-based, 0 when absent)
+// and score in each source.
+type fusedHit struct {
+	m      Memory
+	rank   [3]int
+	score  [3]float64
+	fused  float64
+	final  float64
+	best   int // the best rank over sources
+	source int // the first source with that rank
+	ex     *Explain
+}
+
+var sourceNames = [3]string{SourceLexical, SourceVector, SourceGraph}
+
+// hybrid runs the three sources concurrently and fuses them.
+func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchResult, error) {
+	r := s.ranking
+	n := min(MaxSearchLimit, max(q.Limit, r.Candidates))
+	lq := q
+	lq.Limit = n
+	var (
+		wg               sync.WaitGroup
+		lexical, graph   []Hit
+		vector           []VectorHit
+		lexErr, graphErr error
+		vecErr           error
+		reason           string
+	)
+	wg.Go(func() { lexical, lexErr = s.store.Search(ctx, a, lq) })
+	wg.Go(func() { vector, reason, vecErr = s.vectorSearch(ctx, a, q.Text, q.Filter, n) })
+	wg.Go(func() { graph, graphErr = s.GraphNeighbours(ctx, a, q.Text, q.Filter, n) })
+	wg.Wait()
+	if err := cmp.Or(lexErr, vecErr); err != nil {
+		return SearchResult{}, err
+	}
+	res := SearchResult{Mode: ModeHybrid}
+	if reason != "" {
+		res.Degraded, res.Reason = true, reason+"; results are lexical and graph only"
+	}
+	if graphErr != nil {
+		if ctx.Err() != nil {
+			return SearchResult{}, ctx.Err()
+		}
+		graph = nil // the graph is an extra source: search goes on without it
+	}
+	if r.MinSimilarity > 0 {
+		vector = slices.DeleteFunc(vector, func(h VectorHit) bool { return h.Score < r.MinSimilarity })
+	}
+	known := map[string]Memory{}
+	for _, h := range lexical {
+		known[h.Memory.ID] = h.Memory
+	}
+	for _, h := range graph {
+		known[h.Memory.ID] = h.Memory
+	}
+	var vhits []Hit
+	if len(vector) > 0 {
+		var err error
+		if vhits, err = s.lookupRanked(ctx, a, q.Filter, vector, known); err != nil {
+			return SearchResult{}, err
+		}
+	}
+
+	byID := map[string]*fusedHit{}
+	var order []*fusedHit
+	weights := [3]float64{r.LexicalWeight, r.VectorWeight, r.GraphWeight}
+	for src, list := range [3][]Hit{lexical, vhits, graph} {
+		for i, h := range list {
+			f := byID[h.Memory.ID]
+			if f == nil {
+				f = &fusedHit{m: h.Memory, best: math.MaxInt}
+				byID[h.Memory.ID] = f
+				order = append(order, f)
+			}
+			if f.rank[src] != 0 {
+				continue
+			}
+			f.rank[src], f.score[src] = i+1, h.Score
+			f.fused += weights[src] / (r.RRFK + float64(i+1))
+			if i+1 < f.best {
+				f.best, f.source = i+1, src
+			}
+		}
+	}
+	terms := queryTermsOf(q.Text)
+	now := s.now().UTC()
+	for _, f := range order {
+		boost, matches := r.boosts(f.m, terms)
+		recency := r.recency(f.m, now)
+		validity := 1.0
+		if r.Superseded > 0 && r.Superseded < 1 && f.m.ValidTo != nil && !f.m.ValidTo.After(now) {
+			validity = r.Superseded
+		}
+		f.final = f.fused * (1 + boost) * recency * validity
+		if q.Explain {
+			f.ex = &Explain{Fused: f.fused, Boosts: matches, Recency: recency, Validity: validity, Score: f.final}
+			for src := range 3 {
+				if f.rank[src] > 0 {
+					f.ex.Sources = append(f.ex.Sources, SourceScore{sourceNames[src], f.rank[src], f.score[src]})
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(order, func(x, y *fusedHit) int {
+		return cmp.Or(cmp.Compare(y.final, x.final), cmp.Compare(y.fused, x.fused),
+			cmp.Compare(x.best, y.best), cmp.Compare(x.source, y.source), cmp.Compare(x.m.ID, y.m.ID))
+	})
+	order = order[:min(len(order), q.Limit)]
+	res.Hits = make([]Hit, len(order))
+	for i, f := range order {
+		res.Hits[i] = Hit{Memory: f.m, Score: f.final, Explain: f.ex}
+	}
+	return res, nil
+}
+
+// recency is the age factor of m at now: 1 − w + w·2^(−age/half-life).
+func (r Ranking) recency(m Memory, now time.Time) float64 {
+	if r.HalfLife <= 0 || r.RecencyWeight <= 0 {
+		return 1
+	}
+	age := max(now.Sub(m.CreatedAt), 0)
+	return 1 - r.RecencyWeight + r.RecencyWeight*math.Exp2(-float64(age)/float64(r.HalfLife))
+}
+
+// queryTerms is what boosts compare a memory with: the query's words
+// (lower case) and the entity names it may mention (QueryEntityNames).
+type queryTerms struct {
+	words map[string]bool
+	names map[string]bool
+}
+
+func queryTermsOf(text string) queryTerms {
+	t := queryTerms{words: map[string]bool{}, names: map[string]bool{}}
+	for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsNumber(r)
+	}) {
+		t.words[w] = true
+	}
+	for _, n := range QueryEntityNames(text) {
+		t.names[n] = true
+	}
+	return t
+}
+
+// categoryWords are the query words that name a category.
+var categoryWords = map[Category][]string{
+	"decision":     {"decision", "decisions", "decide", "decided"},
+	"convention":   {"convention", "conventions"},
+	"architecture": {"architecture", "architectural"},
+	"dependency":   {"dependency", "dependencies"},
+	"workflow":     {"workflow", "workflows"},
+	"testing":      {"test", "tests", "testing"},
+	"security":     {"security"},
+	"performance":  {"performance"},
+	"runbook":      {"runbook", "runbooks"},
+	"glossary":     {"glossary", "definition"},
+}
+
+// scopeWords are the query words that name a shared scope.
+var scopeWords = map[Scope][]string{
+	"team": {"team"}, "project": {"project"}, "org": {"org", "organization", "company"}, "enterprise": {"enterprise"},
+}
+
+// boosts returns the sum of the boost weights that apply to m for the
+// query, and which.
+func (r Ranking) boosts(m Memory, t queryTerms) (float64, []BoostMatch) {
+	var sum float64
+	var out []BoostMatch
+	add := func(field, value string, w float64) {
+		if w > 0 {
+			sum += w
+			out = append(out, BoostMatch{Field: field, Value: value, Weight: w})
+		}
+	}
+	if m.Entity != "" && t.names[NormalizeEntity(m.Entity)] {
+		add("entity", m.Entity, r.EntityBoost)
+	}
+	if ref := m.ArtifactRef; ref != "" {
+		base := ref[strings.LastIndexAny(ref, "/\\")+1:]
+		stem := strings.TrimSuffix(base, pathExt(base))
+		if t.names[NormalizeEntity(ref)] || t.names[NormalizeEntity(base)] || t.names[NormalizeEntity(stem)] {
+			add("artifact", ref, r.ArtifactBoost)
+		}
+	}
+	if slices.ContainsFunc(categoryWords[m.Category], func(w string) bool { return t.words[w] }) {
+		add("category", string(m.Category), r.CategoryBoost)
+	}
+	if slices.ContainsFunc(scopeWords[m.Scope], func(w string) bool { return t.words[w] }) {
+		add("scope", string(m.Scope), r.ScopeBoost)
+	}
+	for _, k := range sortedKeys(m.Tags) {
+		if strings.HasPrefix(k, RelationPrefix) {
+			continue
+		}
+		v, _ := m.Tags[k].(string)
+		if t.names[NormalizeEntity(k)] || v != "" && t.names[NormalizeEntity(v)] {
+			tag := k
+			if v != "" {
+				tag += "=" + v
+			}
+			add("tag", tag, r.TagBoost)
+			break // one tag boost per memory
+		}
+	}
+	return sum, out
+}
+
+// pathExt is the extension of a file name (".go"), or "".
+func pathExt(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i > 0 {
+		return name[i:]
+	}
+	return ""
+}
