@@ -13,6 +13,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/httpapi"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/retrieval"
 	"github.com/codingbrain/codingbrain/internal/retrieval/embedding"
 	"github.com/codingbrain/codingbrain/internal/store/postgres"
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
@@ -34,6 +35,11 @@ type backends struct {
 	backfill *embedding.Backfiller
 
 	stopEmbedding func() // set by startEmbedding
+
+	// vectors is the in-process vector index of hybrid search, loaded and
+	// kept current by startVectors; nil when the store cannot feed it.
+	vectors     *retrieval.Vectors
+	stopVectors func()
 }
 
 // openBackends opens the store that cfg names — PostgreSQL when
@@ -146,11 +152,49 @@ func (b *backends) startEmbedding(ctx context.Context, log *slog.Logger,
 	b.stopEmbedding = func() { cancel(); <-done }
 }
 
-// Close stops the embedding backfill, then closes the shared state and
-// the store.
+// startVectors loads the vector index of hybrid search from the stored
+// embeddings of the embedder's model (logging how many and how long it
+// took) and keeps it following the change feed in the background until
+// Close. Start it before startEmbedding, whose reports it takes
+// (Vectors.Embedded and Removed). A store that cannot feed it starts
+// nothing: search is then lexical.
+func (b *backends) startVectors(ctx context.Context, log *slog.Logger) error {
+	src, ok := b.store.(retrieval.Source)
+	if !ok || b.vectors != nil {
+		return nil
+	}
+	v := retrieval.New(b.embedder, src, retrieval.Options{Logger: log})
+	if err := v.Load(ctx); err != nil {
+		v.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = v.Run(ctx) // returns ctx.Err() when stopped
+	}()
+	b.vectors = v
+	b.stopVectors = func() { cancel(); <-done; v.Close() }
+	return nil
+}
+
+// serviceVectors is the Vectors for memory.Options: nil without an index.
+func (b *backends) serviceVectors() memory.Vectors {
+	if b.vectors == nil {
+		return nil
+	}
+	return b.vectors
+}
+
+// Close stops the embedding backfill and the vector index's follower,
+// then closes the shared state and the store.
 func (b *backends) Close() error {
 	if b.stopEmbedding != nil {
 		b.stopEmbedding()
+	}
+	if b.stopVectors != nil {
+		b.stopVectors()
 	}
 	return errors.Join(b.shared.Close(), b.store.Close())
 }

@@ -54,21 +54,17 @@ const benchBaseline = "lexical is the plain BM25 baseline: the store's full-text
 var searchModes = []string{"lexical", "vector", "hybrid"}
 
 // modeAvailable reports whether this build's search can be asked for mode,
-// and if not why.
-//
-// Wiring search modes: once memory.SearchQuery has Mode, return true here
-// and set Mode in benchSearchQuery.
+// and if not why. Every mode runs (memory.SearchModes).
 func modeAvailable(mode string) (bool, string) {
-	if mode == "lexical" {
+	if slices.Contains(memory.SearchModes, memory.SearchMode(mode)) {
 		return true, ""
 	}
-	return false, "TBD (hybrid search not merged yet)"
+	return false, "not a search mode"
 }
 
-// benchSearchQuery is the search the bench sends for q in mode. Without a
-// mode the service searches lexically, so lexical needs nothing set.
+// benchSearchQuery is the search the bench sends for q in mode.
 func benchSearchQuery(q benchQuery, mode string, limit int) memory.SearchQuery {
-	return memory.SearchQuery{Text: q.Text, Filter: q.Filter, Limit: limit}
+	return memory.SearchQuery{Text: q.Text, Filter: q.Filter, Limit: limit, Mode: memory.SearchMode(mode)}
 }
 
 // benchOptions are the flags of bench retrieval.
@@ -82,6 +78,7 @@ type benchOptions struct {
 	now             time.Time // zero: the latest created_at of the corpus
 	json            bool
 	perQuery        bool
+	getenv          func(string) string // the openai embedder's settings
 }
 
 // runBench dispatches the bench subcommands.
@@ -124,7 +121,7 @@ func parseBenchFlags(args []string, e env) (*benchOptions, error) {
 	fs := flag.NewFlagSet("bench retrieval", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() { fmt.Fprint(e.stderr, benchUsage+"\nFlags:\n"); fs.PrintDefaults() }
-	o := &benchOptions{}
+	o := &benchOptions{getenv: e.getenv}
 	fs.StringVar(&o.corpus, "corpus", "", "corpus `file` (JSON lines, one memory each)")
 	fs.StringVar(&o.queries, "queries", "", "queries `file` (JSON lines, one labelled query each)")
 	ks := fs.String("k", "1,5,10,20", "comma-separated cut-offs for recall@k (at most "+strconv.Itoa(memory.MaxSearchLimit)+")")
@@ -302,8 +299,13 @@ func benchRetrieval(ctx context.Context, o benchOptions) (*benchReport, error) {
 	defer st.remove()
 	rep.about = st.about
 
+	vectors, err := benchVectors(ctx, st.Store, o.embedder, o.getenv)
+	if err != nil {
+		return nil, err
+	}
+	defer vectors.stop()
 	clock := &benchClock{t: now}
-	svc := memory.NewService(st, memory.Options{Now: clock.Now})
+	svc := memory.NewService(st.Store, memory.Options{Now: clock.Now, Vectors: vectors.Vectors})
 	principals := groupPrincipals(data.Groups)
 
 	// Ingest, one memory at a time at its own created_at.

@@ -90,8 +90,11 @@ func runMCP(ctx context.Context, args []string, e env) (err error) {
 		return fmt.Errorf("mcp: verify token: %w", err)
 	}
 
+	if err := b.startVectors(ctx, log); err != nil {
+		return fmt.Errorf("mcp: %w", err)
+	}
 	v, _, _ := buildInfo()
-	srv := mcpserver.New(memory.NewService(b.store, memory.Options{}), mcpserver.Options{Logger: log, Version: v})
+	srv := mcpserver.New(memory.NewService(b.store, memory.Options{Vectors: b.serviceVectors()}), mcpserver.Options{Logger: log, Version: v})
 	log.Info("serving mcp over stdio", "sub", p.Subject, "org_id", p.OrgID)
 	if err := srv.ServeStdio(ctx, p, e.stdin, e.stdout); err != nil {
 		return fmt.Errorf("mcp: %w", err)

@@ -63,9 +63,17 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer b.Close()
-	// Embeddings follow the store in the background; the vector index
-	// hooks in here (onEmbedded, onRemoved).
-	b.startEmbedding(ctx, log, nil, nil)
+	// The vector index loads before serving and then follows the store;
+	// embeddings follow it in the background and report to the index.
+	if err := b.startVectors(ctx, log); err != nil {
+		return err
+	}
+	var onEmbedded func([]memory.Embedding)
+	var onRemoved func([]memory.MemoryKey)
+	if b.vectors != nil {
+		onEmbedded, onRemoved = b.vectors.Embedded, b.vectors.Removed
+	}
+	b.startEmbedding(ctx, log, onEmbedded, onRemoved)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -118,7 +126,7 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
-	svc := memory.NewService(b.store, memory.Options{Audit: rec})
+	svc := memory.NewService(b.store, memory.Options{Audit: rec, Vectors: b.serviceVectors()})
 	mcp := mcpserver.New(svc, mcpserver.Options{
 		Logger: log, Verifier: verifier, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
 		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL, Audit: rec,

@@ -438,10 +438,20 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 		}
 	}
 
+	res.Hits = r.fuse([3][]Hit{lexical, vhits, graph}, queryTermsOf(q.Text), s.now().UTC(), q.Limit, q.Explain)
+	return res, nil
+}
+
+// fuse ranks the memories of the three source lists (lexical, vector,
+// graph; each best first): reciprocal rank fusion, times the boosts, the
+// recency factor at now and the validity factor. It returns the best
+// limit, best first; ties go to the memory with the better rank in any
+// source, then to the earlier source, then by id.
+func (r Ranking) fuse(lists [3][]Hit, terms queryTerms, now time.Time, limit int, explain bool) []Hit {
 	byID := map[string]*fusedHit{}
 	var order []*fusedHit
 	weights := [3]float64{r.LexicalWeight, r.VectorWeight, r.GraphWeight}
-	for src, list := range [3][]Hit{lexical, vhits, graph} {
+	for src, list := range lists {
 		for i, h := range list {
 			f := byID[h.Memory.ID]
 			if f == nil {
@@ -459,8 +469,6 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 			}
 		}
 	}
-	terms := queryTermsOf(q.Text)
-	now := s.now().UTC()
 	for _, f := range order {
 		boost, matches := r.boosts(f.m, terms)
 		recency := r.recency(f.m, now)
@@ -469,7 +477,7 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 			validity = r.Superseded
 		}
 		f.final = f.fused * (1 + boost) * recency * validity
-		if q.Explain {
+		if explain {
 			f.ex = &Explain{Fused: f.fused, Boosts: matches, Recency: recency, Validity: validity, Score: f.final}
 			for src := range 3 {
 				if f.rank[src] > 0 {
@@ -482,12 +490,12 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 		return cmp.Or(cmp.Compare(y.final, x.final), cmp.Compare(y.fused, x.fused),
 			cmp.Compare(x.best, y.best), cmp.Compare(x.source, y.source), cmp.Compare(x.m.ID, y.m.ID))
 	})
-	order = order[:min(len(order), q.Limit)]
-	res.Hits = make([]Hit, len(order))
+	order = order[:min(len(order), limit)]
+	hits := make([]Hit, len(order))
 	for i, f := range order {
-		res.Hits[i] = Hit{Memory: f.m, Score: f.final, Explain: f.ex}
+		hits[i] = Hit{Memory: f.m, Score: f.final, Explain: f.ex}
 	}
-	return res, nil
+	return hits
 }
 
 // recency is the age factor of m at now: 1 − w + w·2^(−age/half-life).
