@@ -179,6 +179,16 @@ func (b *backends) startVectors(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
+// searchRanking is the ranking search_ranking configures over the
+// defaults.
+func searchRanking(cfg config.Config) (memory.Ranking, error) {
+	r, err := memory.ParseRanking(cfg.SearchRanking, memory.DefaultRanking())
+	if err != nil {
+		return r, fmt.Errorf("config: search_ranking: %w", err)
+	}
+	return r, nil
+}
+
 // serviceVectors is the Vectors for memory.Options: nil without an index.
 func (b *backends) serviceVectors() memory.Vectors {
 	if b.vectors == nil {

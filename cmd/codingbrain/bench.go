@@ -79,6 +79,7 @@ type benchOptions struct {
 	json            bool
 	perQuery        bool
 	getenv          func(string) string // the openai embedder's settings
+	ranking         memory.Ranking
 }
 
 // runBench dispatches the bench subcommands.
@@ -131,6 +132,7 @@ func parseBenchFlags(args []string, e env) (*benchOptions, error) {
 	mode := fs.String("mode", "all", "search `mode`: hybrid, lexical (the BM25 baseline), vector, or all three side by side")
 	now := fs.String("now", "", "`time` (RFC 3339) recency and \"now\" are anchored to (default: the latest created_at in the corpus)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object with every figure")
+	ranking := fs.String("search-ranking", "", "hybrid search `settings` over the defaults, as serve's --search-ranking (for tuning)")
 	fs.BoolVar(&o.perQuery, "per-query", false, "also print each query's rank of its first relevant memory and its top hits")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -167,6 +169,9 @@ func parseBenchFlags(args []string, e env) (*benchOptions, error) {
 	}
 	if o.embedder != "builtin" && o.embedder != "openai" {
 		return fail("--embedder must be builtin or openai, not %q", o.embedder)
+	}
+	if o.ranking, err = memory.ParseRanking(*ranking, memory.DefaultRanking()); err != nil {
+		return fail("--search-ranking: %v", err)
 	}
 	switch {
 	case *mode == "all":
@@ -305,7 +310,7 @@ func benchRetrieval(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	defer vectors.stop()
 	clock := &benchClock{t: now}
-	svc := memory.NewService(st.Store, memory.Options{Now: clock.Now, Vectors: vectors.Vectors})
+	svc := memory.NewService(st.Store, memory.Options{Now: clock.Now, Vectors: vectors.Vectors, Ranking: o.ranking})
 	principals := groupPrincipals(data.Groups)
 
 	// Ingest, one memory at a time at its own created_at.

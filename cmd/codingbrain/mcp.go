@@ -90,11 +90,16 @@ func runMCP(ctx context.Context, args []string, e env) (err error) {
 		return fmt.Errorf("mcp: verify token: %w", err)
 	}
 
+	ranking, err := searchRanking(cfg)
+	if err != nil {
+		return fmt.Errorf("mcp: %w", err)
+	}
 	if err := b.startVectors(ctx, log); err != nil {
 		return fmt.Errorf("mcp: %w", err)
 	}
 	v, _, _ := buildInfo()
-	srv := mcpserver.New(memory.NewService(b.store, memory.Options{Vectors: b.serviceVectors()}), mcpserver.Options{Logger: log, Version: v})
+	svc := memory.NewService(b.store, memory.Options{Vectors: b.serviceVectors(), Ranking: ranking})
+	srv := mcpserver.New(svc, mcpserver.Options{Logger: log, Version: v})
 	log.Info("serving mcp over stdio", "sub", p.Subject, "org_id", p.OrgID)
 	if err := srv.ServeStdio(ctx, p, e.stdin, e.stdout); err != nil {
 		return fmt.Errorf("mcp: %w", err)

@@ -126,7 +126,11 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
-	svc := memory.NewService(b.store, memory.Options{Audit: rec, Vectors: b.serviceVectors()})
+	ranking, err := searchRanking(cfg)
+	if err != nil {
+		return err
+	}
+	svc := memory.NewService(b.store, memory.Options{Audit: rec, Vectors: b.serviceVectors(), Ranking: ranking})
 	mcp := mcpserver.New(svc, mcpserver.Options{
 		Logger: log, Verifier: verifier, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
 		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL, Audit: rec,

@@ -81,6 +81,11 @@ type Config struct {
 	EmbedderTimeout   time.Duration `json:"embedder_timeout"`
 	// EmbedderBatch is how many texts go in one embedding request.
 	EmbedderBatch int `json:"embedder_batch"`
+	// SearchRanking tunes hybrid search and near-duplicate detection:
+	// comma-separated name=value settings over memory.DefaultRanking, e.g.
+	// "vector=1,half_life=4380h,near_duplicate=0.95" (memory.ParseRanking
+	// names them all).
+	SearchRanking string `json:"search_ranking"`
 
 	// embedderAPIKey is the value of $EmbedderAPIKeyEnv (ReadEmbedderAPIKey).
 	embedderAPIKey string
@@ -207,6 +212,7 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("EMBEDDER_API_KEY_ENV", str(&c.EmbedderAPIKeyEnv))
 	env("EMBEDDER_TIMEOUT", func(v string) (err error) { c.EmbedderTimeout, err = time.ParseDuration(v); return err })
 	env("EMBEDDER_BATCH", func(v string) (err error) { c.EmbedderBatch, err = strconv.Atoi(v); return err })
+	env("SEARCH_RANKING", str(&c.SearchRanking))
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
@@ -253,6 +259,8 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.EmbedderTimeout = v.EmbedderTimeout
 		case "embedder-batch":
 			c.EmbedderBatch = v.EmbedderBatch
+		case "search-ranking":
+			c.SearchRanking = v.SearchRanking
 		case "public-url":
 			c.PublicURL = v.PublicURL
 		case "jwks-url":
@@ -298,6 +306,9 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 		"(an identity provider's); the local HS256 key keeps working")
 	f.corsOrigins = fs.String("cors-origins", "", "comma-separated browser `origins` (https://console.example) allowed to call the API")
 	EmbedderFlags(fs, &f.given)
+	fs.StringVar(&f.given.SearchRanking, "search-ranking", "", "hybrid search tuning: comma-separated `settings` such as vector=1,half_life=4380h,near_duplicate=0.95\n"+
+		"over the defaults (k, lexical, vector, graph, candidates, min_similarity, entity, artifact, category,\n"+
+		"scope, tag, half_life, recency, superseded, near_duplicate, graph_budget; see docs/design.md)")
 	fs.BoolVar(&f.given.Migrate, "migrate", false, "apply pending schema migrations at start. Without it serve refuses to start on a\n"+
 		"schema that is behind this binary (run codingbrain migrate up first); a new, empty\n"+
 		"SQLite database is the exception and is always initialised. A schema ahead of the\n"+

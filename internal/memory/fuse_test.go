@@ -115,7 +115,8 @@ func TestFuseBoostsMoveUp(t *testing.T) {
 	for _, c := range cases {
 		ahead, boosted := hm("ahead"), hm("boosted")
 		c.set(&boosted.Memory)
-		lists := [3][]Hit{{ahead, boosted}, {ahead, boosted}, nil}
+		// Nearly equal: each first in one source, ahead in the heavier.
+		lists := [3][]Hit{{ahead, boosted}, {boosted, ahead}, nil}
 		if got := fuseIDs(r, lists, "unrelated words"); got[0] != "ahead" {
 			t.Fatalf("%s: without a match the order is the sources': %v", c.name, got)
 		}
@@ -219,4 +220,25 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+func TestParseRanking(t *testing.T) {
+	d := DefaultRanking()
+	r, err := ParseRanking(" vector=1, half_life=48h ,near_duplicate=0.95,graph=0,recency=0", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := d
+	want.VectorWeight, want.HalfLife, want.NearDuplicate, want.GraphWeight, want.RecencyWeight = 1, 48*time.Hour, 0.95, 0, 0
+	if r != want {
+		t.Errorf("got %+v\nwant %+v", r, want)
+	}
+	if r, err := ParseRanking("", d); err != nil || r != d {
+		t.Errorf("empty: %+v, %v", r, err)
+	}
+	for _, bad := range []string{"vector", "vector=-1", "k=0", "recency=2", "half_life=soon", "colour=1", "candidates=101", "near_duplicate=x"} {
+		if _, err := ParseRanking(bad, d); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }

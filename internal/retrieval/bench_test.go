@@ -1,0 +1,305 @@
+package retrieval_test
+
+// Benchmarks of search through memory.Service at 100k memories with the
+// built-in embedder, on SQLite and PostgreSQL: hybrid (the default), and
+// lexical and vector alone, for a principal who sees the whole org and for
+// one who sees one team of ten and their own memories; adds through the
+// service (embedding, near-duplicate check, store, embedding stored, index
+// updated); and the index load at start, with the process's resident
+// memory once loaded.
+//
+//	go test ./internal/retrieval -run '^$' -bench . -benchtime 1000x -timeout 60m
+//
+// (-bench 'Retrieval/store=sqlite/search' and so on pick parts; the store
+// is seeded once per store whatever is picked.)
+//
+// RETRIEVAL_BENCH_N sets the number of memories (default 100000);
+// RETRIEVAL_BENCH_DIR keeps the SQLite database there.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/embed"
+	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/pgtest"
+	"github.com/codingbrain/codingbrain/internal/retrieval"
+	"github.com/codingbrain/codingbrain/internal/store/postgres"
+	"github.com/codingbrain/codingbrain/internal/store/sqlite"
+)
+
+func benchN() int {
+	if n, err := strconv.Atoi(os.Getenv("RETRIEVAL_BENCH_N")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+// words of generated memories.
+var (
+	services = strings.Fields("payments ledger billing checkout auth search catalog inventory shipping notifications " +
+		"gateway scheduler reporting analytics onboarding accounts invoices refunds pricing fraud")
+	techs = strings.Fields("PostgreSQL Kafka Redis Valkey React Go gRPC GraphQL Terraform Kubernetes Helm Airflow dbt " +
+		"Snowflake S3 CloudFront Nginx Envoy Prometheus Grafana OpenTelemetry Sentry Vite pnpm Swift Kotlin")
+	parts = strings.Fields("worker consumer producer API client cache index migration cron queue webhook pipeline " +
+		"dashboard alert runbook deploy rollout feature-flag schema replica pool")
+	verbs = strings.Fields("retry batch shard cache validate rotate compact vacuum throttle debounce page " +
+		"partition replicate snapshot archive dedupe encrypt sign verify backfill")
+	reasons = strings.Fields("latency cost compliance reliability throughput correctness security simplicity " +
+		"ownership observability durability isolation")
+)
+
+type gen struct{ r *rand.Rand }
+
+func (g gen) pick(ws []string) string { return ws[g.r.IntN(len(ws))] }
+
+func (g gen) content(i int) string {
+	return fmt.Sprintf("The %s %s uses %s; we %s the %s every %d minutes for %s, and %s %s on failure (note %d).",
+		g.pick(services), g.pick(parts), g.pick(techs), g.pick(verbs), g.pick(parts), 1+g.r.IntN(60),
+		g.pick(reasons), g.pick(verbs), g.pick(parts), i)
+}
+
+func (g gen) query() string {
+	switch g.r.IntN(3) {
+	case 0:
+		return "how do we " + g.pick(verbs) + " the " + g.pick(services) + " " + g.pick(parts)
+	case 1:
+		return g.pick(techs) + " " + g.pick(parts) + " " + g.pick(reasons)
+	}
+	return "why does " + g.pick(services) + " use " + g.pick(techs)
+}
+
+// benchWorld is a store seeded with n memories of one org (a hundred
+// users, seven teams) and their embeddings.
+type benchWorld struct {
+	st     store
+	emb    embed.Embedder
+	seeded time.Duration
+}
+
+// newWorld opens a store of kind for the benchmark b and its
+// sub-benchmarks, and seeds it.
+func newWorld(b *testing.B, kind string) *benchWorld {
+	var st store
+	var err error
+	switch kind {
+	case "sqlite":
+		// RETRIEVAL_BENCH_DIR keeps the database (as codingbrain.db, a data
+		// directory serve can open) for measuring a server on it.
+		dir := os.Getenv("RETRIEVAL_BENCH_DIR")
+		if dir == "" {
+			dir = b.TempDir()
+		}
+		st, err = sqlite.Open(context.Background(), filepath.Join(dir, "codingbrain.db"))
+	case "postgres":
+		if _, perr := pgtest.Available(); perr != nil {
+			b.Skip(perr)
+		}
+		var ps *postgres.Store
+		ps, err = postgres.Open(context.Background(), postgres.Config{URL: pgtest.Database(b), StatementTimeout: time.Minute})
+		if err == nil {
+			_, err = ps.Migrate(context.Background())
+			st = ps
+		}
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	w := &benchWorld{st: st, emb: embed.NewBuiltin()}
+	start := time.Now()
+	seed(b, w, benchN())
+	w.seeded = time.Since(start)
+	return w
+}
+
+// seed stores n memories straight through the store (the service's path
+// is measured by the add benchmark) and their embeddings, 4 writers at a
+// time.
+func seed(b *testing.B, w *benchWorld, n int) {
+	ctx := context.Background()
+	ids := memory.NewULIDSource(time.Now)
+	var idMu sync.Mutex
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	per := (n + 3) / 4
+	for part := range 4 {
+		wg.Go(func() {
+			g := gen{rand.New(rand.NewPCG(uint64(part), 7))}
+			var batch []memory.Embedding
+			for i := part * per; i < min(n, (part+1)*per); i++ {
+				idMu.Lock()
+				id := ids()
+				idMu.Unlock()
+				at := base.Add(time.Duration(i) * time.Minute)
+				entity, scope := "org:acme", memory.Scope("org")
+				switch i % 10 {
+				case 0, 1, 2:
+					entity, scope = fmt.Sprintf("team:acme/t%d", i%7), "team"
+				case 3:
+					entity, scope = fmt.Sprintf("user:u%d", i%100), "user"
+				}
+				m := memory.Memory{ID: id, OrgID: "acme", Content: g.content(i), Scope: scope, Source: "user",
+					Category: memory.Categories[i%len(memory.Categories)], Entity: g.pick(services),
+					Tags: map[string]any{g.pick(techs): true}, AccessEntity: entity, App: "bench", State: memory.StateActive,
+					CreatedBy: "seed", CreatedAt: at, UpdatedAt: at}
+				m.ContentHash = memory.ContentHash(m.Content)
+				if _, _, err := w.st.Create(ctx, m, "seed"); err != nil {
+					errs <- err
+					return
+				}
+				vecs, err := w.emb.Embed(ctx, []string{m.Content})
+				if err != nil {
+					errs <- err
+					return
+				}
+				batch = append(batch, memory.Embedding{OrgID: m.OrgID, MemoryID: m.ID, Model: w.emb.Model(),
+					ContentHash: m.ContentHash, Vector: vecs[0]})
+				if len(batch) == 500 {
+					if _, err := w.st.PutEmbeddings(ctx, batch); err != nil {
+						errs <- err
+						return
+					}
+					batch = batch[:0]
+				}
+			}
+			if _, err := w.st.PutEmbeddings(ctx, batch); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// load returns Vectors loaded over the world's store and how long the
+// load took.
+func (w *benchWorld) load(b *testing.B) (*retrieval.Vectors, time.Duration) {
+	v := retrieval.New(w.emb, w.st, retrieval.Options{})
+	start := time.Now()
+	if err := v.Load(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return v, time.Since(start)
+}
+
+var benchPrincipals = map[string]auth.Principal{
+	// Sees the whole org.
+	"org": {Subject: "u1", OrgID: "acme", Grants: []string{"org:acme"}, Scopes: auth.AllScopes},
+	// Sees one team of seven and their own memories: about 5% of the org.
+	"team": {Subject: "u2", OrgID: "acme", Grants: []string{"team:acme/t3"}, Scopes: auth.AllScopes},
+}
+
+func BenchmarkRetrieval(b *testing.B) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		b.Run("store="+kind, func(b *testing.B) {
+			w := newWorld(b, kind)
+			b.Logf("%s: %d memories and embeddings seeded in %v (%.0f/s)", kind, benchN(),
+				w.seeded.Round(time.Second), float64(benchN())/w.seeded.Seconds())
+			b.Run("load", func(b *testing.B) {
+				// One load whatever -benchtime says (ns/op is meaningless
+				// here; load-s is the figure).
+				v, took := w.load(b)
+				for b.Loop() {
+				}
+				b.ReportMetric(took.Seconds(), "load-s")
+				b.ReportMetric(float64(v.Len()), "vectors")
+				b.ReportMetric(float64(v.Bytes())/(1<<20), "index-MiB")
+				b.ReportMetric(float64(rssMiB()), "rss-MiB")
+				v.Close()
+			})
+			v, _ := w.load(b)
+			defer v.Close()
+			svc := memory.NewService(w.st, memory.Options{Vectors: v})
+			for _, mode := range []memory.SearchMode{memory.ModeHybrid, memory.ModeLexical, memory.ModeVector} {
+				for _, who := range []string{"org", "team"} {
+					b.Run(fmt.Sprintf("search/mode=%s/access=%s", mode, who), func(b *testing.B) {
+						ctx := auth.WithPrincipal(context.Background(), benchPrincipals[who])
+						g := gen{rand.New(rand.NewPCG(1, 2))}
+						var lat []time.Duration
+						hits := 0
+						for b.Loop() {
+							q := memory.SearchQuery{Text: g.query(), Limit: 10, Mode: mode}
+							start := time.Now()
+							res, err := svc.Search(ctx, q, memory.ViaMCP)
+							lat = append(lat, time.Since(start))
+							if err != nil {
+								b.Fatal(err)
+							}
+							if res.Degraded {
+								b.Fatalf("degraded: %s", res.Reason)
+							}
+							hits += len(res.Hits)
+						}
+						percentiles(b, lat)
+						b.ReportMetric(float64(hits)/float64(len(lat)), "hits/op")
+					})
+				}
+			}
+			b.Run("add", func(b *testing.B) {
+				ctx := auth.WithPrincipal(context.Background(), benchPrincipals["org"])
+				g := gen{rand.New(rand.NewPCG(3, 4))}
+				var lat []time.Duration
+				i := 0
+				for b.Loop() {
+					i++
+					in := memory.Input{Content: g.content(10_000_000 + i), Scope: "org", Entity: g.pick(services)}
+					start := time.Now()
+					if _, _, err := svc.Add(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(start))
+				}
+				percentiles(b, lat)
+				b.ReportMetric(float64(len(lat))/sum(lat).Seconds(), "adds/s")
+			})
+			b.ReportMetric(float64(rssMiB()), "rss-MiB")
+		})
+	}
+}
+
+func percentiles(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	at := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(at(0.50), "p50-ms")
+	b.ReportMetric(at(0.99), "p99-ms")
+}
+
+func sum(ds []time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range ds {
+		t += d
+	}
+	return t
+}
+
+// rssMiB is the process's resident set size (Linux), 0 elsewhere.
+func rssMiB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return kb >> 10
+		}
+	}
+	return 0
+}
