@@ -82,13 +82,13 @@ func TestGraphRoundTrip(t *testing.T) {
 	if r, err := c.Related(ctx, a.ID, 0); err != nil || len(r) != 1 || r[0].Memory.ID != rel.MemoryID {
 		t.Errorf("related: %+v, %v", r, err)
 	}
-	if n, err := c.EntityNetwork(ctx, client.NetworkQuery{Entity: "github.com/acme/api"}); err != nil || len(n.Nodes) != 3 {
+	if n, err := c.EntityNetwork(ctx, client.NetworkQuery{Entity: "github.com/acme/api"}); err != nil || len(n.Nodes) != 2 {
 		t.Errorf("network: %+v, %v", n, err)
 	}
 	if p, err := c.Path(ctx, client.PathQuery{From: "lang=go", To: "postgres"}); err != nil || !p.Found || p.Hops != 2 {
 		t.Errorf("path: %+v, %v", p, err)
 	}
-	if es, err := c.Entities(ctx, client.EntityQuery{Kind: "tag"}); err != nil || len(es) != 2 {
+	if es, err := c.Entities(ctx, client.EntityQuery{Kind: "tag"}); err != nil || len(es) != 1 {
 		t.Errorf("entities: %+v, %v", es, err)
 	}
 	if bs, err := c.Aggregate(ctx, client.AggregateQuery{By: "entity"}); err != nil || len(bs) != 1 || bs[0].Memories != 2 {

@@ -17,7 +17,7 @@ import (
 // The entity graph's routes and tools. Every seeded memory names its own
 // entity, svc-<marker>, and carries the tags seed=<marker> and org=<org>:
 // a live (active or paused) memory puts those names into its org's graph,
-// and the tags seed and org join every memory of an org to every other.
+// and the tag org=<org> joins every memory of an org to every other.
 // A name holding a marker is a leak wherever the caller may not see its
 // memory (noLeak checks every answer for markers), so these cases check
 // that entities, edges, weights, paths, related memories, aggregates and
@@ -40,8 +40,6 @@ func (w *world) graphNames(p *principal) map[string]int {
 	for _, e := range w.graphLive(p) {
 		names[entityOf(e)]++
 		names["seed="+e.marker]++
-		names["seed"]++
-		names["org"]++
 		names["org="+e.m.OrgID]++
 	}
 	return names
@@ -83,8 +81,8 @@ func restRelated(t *testing.T, w *world) {
 				got = append(got, x.Memory.ID)
 				w.sameAsRecord(t, p, "related", x.Memory)
 			}
-			// A live memory shares the tags seed and org with every other
-			// live one it may see; an archived one is in no graph.
+			// A live memory shares the tag org=<org> with every other live
+			// one it may see; an archived one is in no graph.
 			var want []*entry
 			if memory.Live(e.m.State) {
 				want = slices.DeleteFunc(slices.Clone(live), func(x *entry) bool { return x == e })
@@ -146,14 +144,15 @@ func restNetwork(t *testing.T, w *world) {
 			for _, x := range n.Nodes {
 				got = append(got, x.Name)
 			}
-			// Within 3 hops (svc- → seed → svc-): everything p's graph holds.
+			// Within 3 hops (svc- → org=<org> → svc-): everything p's graph
+			// holds.
 			want := slices.DeleteFunc(slices.Sorted(maps.Keys(names)), func(s string) bool { return s == name })
 			slices.Sort(got)
 			if r.status != http.StatusOK || n.Center.Name != name || !slices.Equal(got, want) {
 				t.Errorf("%s: network of %s: %d nodes %v, the oracle says %v", p.name, name, r.status, got, want)
 			}
 			for _, edge := range n.Edges {
-				if names[edge.From] == 0 || names[edge.To] == 0 || edge.Weight > float64(names["seed"]) {
+				if names[edge.From] == 0 || names[edge.To] == 0 || edge.Weight > float64(len(w.graphLive(p))) {
 					t.Errorf("%s: network of %s has edge %+v outside its graph", p.name, name, edge)
 				}
 			}
@@ -188,7 +187,7 @@ func restPath(t *testing.T, w *world) {
 				}
 				var res memory.Path
 				r.decode(t, &res)
-				wantHops := 2 // through seed or org
+				wantHops := 2 // through org=<org>
 				if name == anchor {
 					wantHops = 0
 				}
@@ -279,18 +278,10 @@ func restTagPairs(t *testing.T, w *world) {
 		for _, x := range res.Pairs {
 			got[x.Tag+" "+x.Other] = x.Memories
 		}
-		// Per live memory: seed, seed=<marker>, org, org=<org>, less the
-		// pairs of a key with its own value.
+		// Per live memory: org=<org> with seed=<marker>.
 		want := map[string]int{}
 		for _, e := range live {
-			tags := []string{"org", "org=" + e.m.OrgID, "seed", "seed=" + e.marker}
-			for i, a := range tags {
-				for _, b := range tags[i+1:] {
-					if !strings.HasPrefix(b, a+"=") {
-						want[a+" "+b]++
-					}
-				}
-			}
+			want["org="+e.m.OrgID+" seed="+e.marker]++
 		}
 		if r.status != http.StatusOK || !maps.Equal(got, want) {
 			t.Errorf("%s: every tag pair: %d %v, the oracle says %v", p.name, r.status, got, want)
@@ -299,7 +290,7 @@ func restTagPairs(t *testing.T, w *world) {
 			r := w.do(t, "GET", "/api/v1/tags/cooccurrence?tag=seed="+e.marker, p.token, nil)
 			w.noLeak(t, p, "tag pairs of seed="+e.marker, r.body)
 			r.decode(t, &res)
-			n := 2 // org and org=<org> (not seed: its own key)
+			n := 1 // org=<org>
 			if !slices.Contains(live, e) {
 				n = 0
 			}
@@ -538,7 +529,7 @@ func mcpTagPairs(t *testing.T, w *world, cs clients) {
 			if !r.decodeOK(t, p.name, "tag_cooccurrence", &out) {
 				continue
 			}
-			n := 2 // org and org=<org>
+			n := 1 // org=<org>
 			if !slices.Contains(live, e) {
 				n = 0
 			}

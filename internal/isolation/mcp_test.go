@@ -42,8 +42,8 @@ var mcpCases = map[string]mcpCase{
 	"whoami":          {mcpWhoami, func(*world, *principal) map[string]any { return map[string]any{} }},
 	// graph_test.go
 	"related_memories":      {mcpRelated, sampleID(nil)},
-	"entity_network":        {mcpNetwork, func(*world, *principal) map[string]any { return map[string]any{"entity": "seed"} }},
-	"path_between_entities": {mcpPath, func(*world, *principal) map[string]any { return map[string]any{"from": "seed", "to": "org"} }},
+	"entity_network":        {mcpNetwork, func(*world, *principal) map[string]any { return map[string]any{"entity": "org=acme"} }},
+	"path_between_entities": {mcpPath, func(*world, *principal) map[string]any { return map[string]any{"from": "org=acme", "to": "svc-mk000q"} }},
 	"aggregate":             {mcpAggregate, func(*world, *principal) map[string]any { return map[string]any{"by": "entity"} }},
 	"tag_cooccurrence":      {mcpTagPairs, func(*world, *principal) map[string]any { return map[string]any{} }},
 	"relate": {mcpRelate, func(*world, *principal) map[string]any {

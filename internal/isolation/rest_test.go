@@ -40,8 +40,8 @@ var restCases = map[string]restCase{
 	// graph_test.go
 	"GET /api/v1/memories/{id}/related":   {restRelated, sampleOwn("/related", nil)},
 	"GET /api/v1/entities":                {restEntities, sampleFixed("/api/v1/entities", nil)},
-	"GET /api/v1/entities/{name}/network": {restNetwork, sampleFixed("/api/v1/entities/seed/network", nil)},
-	"GET /api/v1/graph/path":              {restPath, sampleFixed("/api/v1/graph/path?from=seed&to=org", nil)},
+	"GET /api/v1/entities/{name}/network": {restNetwork, sampleFixed("/api/v1/entities/org=acme/network", nil)},
+	"GET /api/v1/graph/path":              {restPath, sampleFixed("/api/v1/graph/path?from=org%3Dacme&to=svc-mk000q", nil)},
 	"GET /api/v1/aggregate":               {restAggregate, sampleFixed("/api/v1/aggregate?by=entity", nil)},
 	"GET /api/v1/tags/cooccurrence":       {restTagPairs, sampleFixed("/api/v1/tags/cooccurrence", nil)},
 	"POST /api/v1/relations":              {restRelate, sampleFixed("/api/v1/relations", map[string]any{"type": "uses", "from": "scope probe", "to": "scope target"})},

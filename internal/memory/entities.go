@@ -16,7 +16,7 @@ import (
 const (
 	KindEntity   = "entity"   // the memory's entity field
 	KindArtifact = "artifact" // its artifact_ref
-	KindTag      = "tag"      // a tag key, or key=value for a string value
+	KindTag      = "tag"      // key=value for a string tag, else the tag's key
 	KindExplicit = "explicit" // the target of a relation the memory states
 )
 
@@ -123,9 +123,9 @@ type GraphRelation struct {
 func Live(st State) bool { return st == StateActive || st == StatePaused }
 
 // ExtractGraph returns what memory m contributes to the entity graph: the
-// entities it names, from its entity, its artifact_ref, its tags (every
-// key, and key=value for string values) and the targets of its relation
-// tags; and the typed relations those tags state, from the memory's entity
+// entities it names, from its entity, its artifact_ref, its tags (key=value
+// for a string value, else the key alone: {"lang": "go"} names lang=go,
+// {"flaky": true} names flaky) and the targets of its relation tags; and the typed relations those tags state, from the memory's entity
 // (or, without one, its artifact_ref) to each target. Relation tags are not
 // tags in the graph. Mentions are sorted by name, one per name (the kind
 // of the first of EntityKinds that applies); relations are sorted and
@@ -162,11 +162,10 @@ func ExtractGraph(m Memory) ([]GraphMention, []GraphRelation) {
 			}
 			continue
 		}
-		key := add(k, KindTag)
-		if s, ok := v.(string); ok && key != "" && len(s) <= maxTagValue {
-			if val := NormalizeEntity(s); val != "" {
-				add(strings.TrimSpace(k)+"="+strings.TrimSpace(s), KindTag)
-			}
+		if s, ok := v.(string); ok && len(s) <= maxTagValue && NormalizeEntity(s) != "" && NormalizeEntity(k) != "" {
+			add(strings.TrimSpace(k)+"="+strings.TrimSpace(s), KindTag)
+		} else {
+			add(k, KindTag)
 		}
 	}
 	mentions := make([]GraphMention, 0, len(byName))

@@ -49,7 +49,7 @@ func TestExtractGraph(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s|%s|%s", x.Name, x.Kind, x.Display))
 	}
 	want := []string{
-		"flaky|tag|flaky", "fx-rates|explicit|fx rates", "lang|tag|lang", "lang=go|tag|lang=Go", "ledger|explicit|Ledger",
+		"flaky|tag|flaky", "fx-rates|explicit|fx rates", "lang=go|tag|lang=Go", "ledger|explicit|Ledger",
 		"long|tag|long", "none|tag|none", "payments|entity|Payments", "prio|tag|prio",
 	}
 	if !slices.Equal(got, want) {

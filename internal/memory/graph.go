@@ -129,8 +129,8 @@ type Bucket struct {
 	Memories int    `json:"memories"`
 }
 
-// TagPair is two tags (display names) and the number of visible memories
-// that carry both. A tag key and its own key=value are not a pair.
+// TagPair is two tags (display names: key=value for a string value, else
+// the key) and the number of visible memories that carry both.
 type TagPair struct {
 	Tag      string `json:"tag"`
 	Other    string `json:"other"`
@@ -164,7 +164,8 @@ type GraphStore interface {
 	Aggregate(ctx context.Context, a Access, q AggregateQuery) ([]Bucket, error)
 
 	// TagCooccurrence counts pairs of tags on visible memories: pairs with
-	// the tag (normalized) when it is given, else every pair; most first.
+	// the tag (normalized; a key without a value stands for the key and
+	// all its values) when it is given, else every pair; most first.
 	TagCooccurrence(ctx context.Context, a Access, tag string, limit int) ([]TagPair, error)
 
 	// LinkMemories stores l unless it exists; both memories must be
@@ -637,7 +638,8 @@ func (s *Service) Aggregate(ctx context.Context, q AggregateQuery) ([]Bucket, er
 }
 
 // TagCooccurrence counts how often tags appear together on visible
-// memories: with tag (a key, or key=value) when given, else every pair.
+// memories: with tag when given (key=value, or a key: the key with any
+// value), else every pair.
 func (s *Service) TagCooccurrence(ctx context.Context, tag string, limit int) ([]TagPair, error) {
 	g, a, err := s.graphAccess(ctx)
 	if err != nil {

@@ -22,76 +22,145 @@ import (
 
 var _ memory.GraphStore = (*Store)(nil)
 
-// graphGuard makes the graph statements of a create act only when the
-// memory ($1 org, $2 id) was stored with this content ($3) in this access
-// entity ($4): when the insert found a duplicate and stored nothing, they
-// do nothing too. An id is a new ULID, so the row is the one the batch
-// inserted.
-const graphGuard = `EXISTS (SELECT 1 FROM memories g WHERE g.org_id = $1 AND g.id = $2 AND g.content_hash = $3 AND g.access_entity = $4)`
-
 const (
-	deleteMentions = `DELETE FROM mentions WHERE org_id = $1 AND memory_id = $2`
-	deleteEdges    = `DELETE FROM edges WHERE org_id = $1 AND memory_id = $2`
-	// Names in sorted order, so that concurrent writers insert new names
-	// in one order and cannot deadlock on each other's.
+	deleteMentions = `DELETE FROM mentions x USING unnest($1::text[], $2::text[]) AS u (o, id)
+		WHERE x.org_id = u.o AND x.memory_id = u.id`
+	deleteEdges = `DELETE FROM edges x USING unnest($1::text[], $2::text[]) AS u (o, id)
+		WHERE x.org_id = u.o AND x.memory_id = u.id`
+	// Names are inserted in one statement, in (org, name) order, so that
+	// concurrent writers take the locks on new names in one order and
+	// cannot deadlock on each other's. A transaction that writes several
+	// memories (CreateBatch, a rebuild) inserts all their names first, in
+	// one statement, and no more later. Only names of memories that were
+	// stored (the guard, below) are inserted by a single create; a batch
+	// may leave the names of a duplicate behind, mentioned by no memory,
+	// so invisible.
 	insertEntities = `INSERT INTO entities (org_id, name)
-		SELECT $1, n FROM unnest($5::text[]) AS n WHERE ` + graphGuard + `
+		SELECT u.o, u.n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u (o, id, h, ae, n)
+		WHERE ` + guard + `
+		ORDER BY u.o, u.n
 		ON CONFLICT DO NOTHING`
-	// A separate statement from insertEntities: in READ COMMITTED it sees
-	// the names other transactions committed while insertEntities waited
-	// for them.
+	// Then the mentions and edges of every memory written, one statement
+	// each, separate from the names': in READ COMMITTED a statement sees
+	// the names other transactions committed while the names' statement
+	// waited for them. The ids are scalar subqueries, looked up by index
+	// one name at a time: as a join, the planner hashes the org's every
+	// entity.
 	insertMentions = `INSERT INTO mentions (org_id, entity_id, memory_id, kind, display)
-		SELECT $1, e.id, $2, x.kind, x.display
-		FROM unnest($5::text[], $6::text[], $7::text[]) AS x (name, kind, display)
-		JOIN entities e ON e.org_id = $1 AND e.name = x.name
-		WHERE ` + graphGuard
+		SELECT u.o, (SELECT e.id FROM entities e WHERE e.org_id = u.o AND e.name = u.n), u.id, u.k, u.d
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u (o, id, h, ae, n, k, d)
+		WHERE ` + guard
 	insertEdges = `INSERT INTO edges (org_id, src, dst, kind, memory_id)
-		SELECT $1, s.id, d.id, r.kind, $2
-		FROM unnest($5::text[], $6::text[], $7::text[]) AS r (src, dst, kind)
-		JOIN entities s ON s.org_id = $1 AND s.name = r.src
-		JOIN entities d ON d.org_id = $1 AND d.name = r.dst
-		WHERE ` + graphGuard
+		SELECT u.o, (SELECT e.id FROM entities e WHERE e.org_id = u.o AND e.name = u.s),
+			(SELECT e.id FROM entities e WHERE e.org_id = u.o AND e.name = u.t), u.k, u.id
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u (o, id, h, ae, s, t, k)
+		WHERE ` + guard
+	// guard makes a row act only when its memory (u.o, u.id) is stored with
+	// that content hash (u.h) in that access entity (u.ae): when a create
+	// found a duplicate and stored nothing, its graph is not written
+	// either. An id is a new ULID, so the row is the one just inserted.
+	guard = `EXISTS (SELECT 1 FROM memories g WHERE g.org_id = u.o AND g.id = u.id AND g.content_hash = u.h AND g.access_entity = u.ae)`
 )
 
-// queueGraph queues the statements that make the mentions and edges of m
-// what m contributes to the graph (nothing unless m is live), and returns
-// how many it queued. create says m is new and has none yet.
-func queueGraph(b *pgx.Batch, m memory.Memory, create bool) int {
-	n := 0
-	if !create {
-		b.Queue(deleteMentions, m.OrgID, m.ID)
-		b.Queue(deleteEdges, m.OrgID, m.ID)
-		n += 2
+// graphRows collects the graph of the memories one batch writes, to
+// queue as at most three statements.
+type graphRows struct {
+	names                  [5][]string // org, id, hash, access entity, name
+	mentions               [7][]string // … name, kind, display
+	edges                  [7][]string // … from, to, type
+	deletes                []memory.Memory
+	withNames, withDeletes bool
+}
+
+// add adds what m contributes to the graph (nothing unless m is live).
+func (g *graphRows) add(m memory.Memory) {
+	if g.withDeletes {
+		g.deletes = append(g.deletes, m)
 	}
 	if !memory.Live(m.State) {
-		return n
+		return
 	}
 	mentions, rels := memory.ExtractGraph(m)
-	if len(mentions) == 0 {
-		return n
-	}
-	names := make([]string, len(mentions))
-	kinds := make([]string, len(mentions))
-	displays := make([]string, len(mentions))
-	for i, x := range mentions {
-		names[i], kinds[i], displays[i] = x.Name, x.Kind, x.Display
-	}
-	guard := []any{m.OrgID, m.ID, m.ContentHash, m.AccessEntity}
-	b.Queue(insertEntities, append(guard, names)...)
-	b.Queue(insertMentions, append(guard, names, kinds, displays)...)
-	n += 2
-	if len(rels) > 0 {
-		src := make([]string, len(rels))
-		dst := make([]string, len(rels))
-		kind := make([]string, len(rels))
-		for i, r := range rels {
-			src[i], dst[i], kind[i] = r.From, r.To, r.Type
+	key := [4]string{m.OrgID, m.ID, m.ContentHash, m.AccessEntity}
+	for _, x := range mentions {
+		for i, v := range append(key[:], x.Name) {
+			g.names[i] = append(g.names[i], v)
 		}
-		b.Queue(insertEdges, append(guard, src, dst, kind)...)
+		for i, v := range append(key[:], x.Name, x.Kind, x.Display) {
+			g.mentions[i] = append(g.mentions[i], v)
+		}
+	}
+	for _, r := range rels {
+		for i, v := range append(key[:], r.From, r.To, r.Type) {
+			g.edges[i] = append(g.edges[i], v)
+		}
+	}
+}
+
+// queue queues the statements and returns how many.
+func (g *graphRows) queue(b *pgx.Batch) int {
+	n := 0
+	if len(g.deletes) > 0 {
+		orgs, ids := make([]string, len(g.deletes)), make([]string, len(g.deletes))
+		for i, m := range g.deletes {
+			orgs[i], ids[i] = m.OrgID, m.ID
+		}
+		b.Queue(deleteMentions, orgs, ids)
+		b.Queue(deleteEdges, orgs, ids)
+		n += 2
+	}
+	if len(g.mentions[0]) > 0 {
+		if g.withNames {
+			b.Queue(insertEntities, anys(g.names[:])...)
+			n++
+		}
+		b.Queue(insertMentions, anys(g.mentions[:])...)
+		n++
+	}
+	if len(g.edges[0]) > 0 {
+		b.Queue(insertEdges, anys(g.edges[:])...)
 		n++
 	}
 	return n
 }
+
+func anys(cols [][]string) []any {
+	out := make([]any, len(cols))
+	for i, c := range cols {
+		out[i] = c
+	}
+	return out
+}
+
+// queueGraph queues the statements that make the mentions and edges of m
+// what m contributes to the graph, and returns how many it queued. create
+// says m is new and has none yet.
+func queueGraph(b *pgx.Batch, m memory.Memory, create bool) int {
+	g := graphRows{withNames: true, withDeletes: !create}
+	g.add(m)
+	return g.queue(b)
+}
+
+// queueNames queues one statement inserting the entity names of every
+// live memory of ms, for a batch that writes several memories, before it
+// writes any; it returns how many statements it queued (0 or 1).
+func queueNames(b *pgx.Batch, ms []memory.Memory) int {
+	var g graphRows
+	for _, m := range ms {
+		g.add(m)
+	}
+	if len(g.names[0]) == 0 {
+		return 0
+	}
+	// Unguarded: the memories are not written yet.
+	b.Queue(insertAllEntities, g.names[0], g.names[4])
+	return 1
+}
+
+const insertAllEntities = `INSERT INTO entities (org_id, name)
+	SELECT o, n FROM unnest($1::text[], $2::text[]) AS u (o, n)
+	ORDER BY o, n
+	ON CONFLICT DO NOTHING`
 
 // execN reads the results of n queued statements.
 func execN(br pgx.BatchResults, n int) error {
@@ -103,60 +172,75 @@ func execN(br pgx.BatchResults, n int) error {
 	return nil
 }
 
-// writeGraph runs queueGraph's statements in tx.
-func writeGraph(ctx context.Context, tx pgx.Tx, m memory.Memory, create bool) error {
-	b := &pgx.Batch{}
-	n := queueGraph(b, m, create)
+// sendBatch sends b in tx and reads the results of its n statements.
+func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch, n int) error {
 	if n == 0 {
 		return nil
 	}
 	br := tx.SendBatch(ctx, b)
 	if err := execN(br, n); err != nil {
 		br.Close()
-		return fmt.Errorf("write graph: %w", err)
+		return err
 	}
-	if err := br.Close(); err != nil {
+	return br.Close()
+}
+
+// writeGraph runs queueGraph's statements in tx.
+func writeGraph(ctx context.Context, tx pgx.Tx, m memory.Memory, create bool) error {
+	b := &pgx.Batch{}
+	if err := sendBatch(ctx, tx, b, queueGraph(b, m, create)); err != nil {
 		return fmt.Errorf("write graph: %w", err)
 	}
 	return nil
 }
 
-// backfillGraph writes the graph of every live memory, for the migration
-// that creates the graph's tables (it runs in that migration's
-// transaction), and for a rebuild.
+// graphPage is how many memories a backfill or rebuild writes at a time.
+const graphPage = 500
+
+// backfillPage writes the graph of the memories after (org, id), in key
+// order, at most graphPage of them, in tx (a memory that is not live loses
+// any graph it has); it returns the key of the last and whether it was the
+// last page. The rows are locked (FOR SHARE) until tx ends, so that an
+// update cannot commit between the read and the write and have its graph
+// replaced by the one of the version read.
+func backfillPage(ctx context.Context, tx pgx.Tx, org, id string) (string, string, bool, error) {
+	rows, err := tx.Query(ctx, `SELECT `+memoryColumns+` FROM memories m
+		WHERE (m.org_id, m.id) > ($1, $2) ORDER BY m.org_id, m.id LIMIT $3 FOR SHARE`, org, id, graphPage)
+	if err != nil {
+		return "", "", false, err
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.Memory, error) { return scanMemory(r) })
+	if err != nil || len(ms) == 0 {
+		return "", "", true, err
+	}
+	b := &pgx.Batch{}
+	n := queueNames(b, ms)
+	g := graphRows{withDeletes: true}
+	for _, m := range ms {
+		g.add(m)
+	}
+	n += g.queue(b)
+	if err := sendBatch(ctx, tx, b, n); err != nil {
+		return "", "", false, err
+	}
+	last := ms[len(ms)-1]
+	return last.OrgID, last.ID, len(ms) < graphPage, nil
+}
+
+// backfillGraph writes the graph of every memory in tx: the hook of the
+// migration that creates the graph's tables, in its transaction (no binary
+// that writes the graph runs until it commits).
 func backfillGraph(ctx context.Context, tx pgx.Tx) error {
-	const page = 500
-	afterOrg, afterID := "", ""
+	org, id := "", ""
 	for {
-		rows, err := tx.Query(ctx, `SELECT `+memoryColumns+` FROM memories m
-			WHERE (m.org_id, m.id) > ($1, $2) AND m.state IN ('active', 'paused')
-			ORDER BY m.org_id, m.id LIMIT $3`, afterOrg, afterID, page)
-		if err != nil {
+		var done bool
+		var err error
+		if org, id, done, err = backfillPage(ctx, tx, org, id); err != nil {
 			return fmt.Errorf("backfill graph: %w", err)
 		}
-		ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.Memory, error) { return scanMemory(r) })
-		if err != nil {
-			return fmt.Errorf("backfill graph: %w", err)
-		}
-		b := &pgx.Batch{}
-		n := 0
-		for _, m := range ms {
-			n += queueGraph(b, m, false)
-		}
-		if n > 0 {
-			br := tx.SendBatch(ctx, b)
-			if err := execN(br, n); err != nil {
-				br.Close()
-				return fmt.Errorf("backfill graph: %w", err)
-			}
-			if err := br.Close(); err != nil {
-				return fmt.Errorf("backfill graph: %w", err)
-			}
-		}
-		if len(ms) < page {
+		if done {
 			return nil
 		}
-		afterOrg, afterID = ms[len(ms)-1].OrgID, ms[len(ms)-1].ID
 	}
 }
 
@@ -166,22 +250,27 @@ var migrationHooks = map[string]func(context.Context, pgx.Tx) error{
 }
 
 // RebuildGraph writes the mentions and edges of every memory again from
-// the memories, in one transaction: for reindex, and for memories written
-// by an older binary after the migration (a rolling deploy).
+// the memories, graphPage memories to a transaction, so that it never
+// holds up writers for long: for reindex, and for memories an older
+// binary wrote after the migration (a rolling deploy). Each memory's graph
+// is replaced whole in one transaction; a memory written meanwhile writes
+// its own.
 func (s *Store) RebuildGraph(ctx context.Context) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM mentions`); err != nil {
+	org, id := "", ""
+	for {
+		var done bool
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			org, id, done, err = backfillPage(ctx, tx, org, id)
 			return err
+		})
+		if err != nil {
+			return fmt.Errorf("rebuild graph: %w", s.dbErr(err))
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM edges`); err != nil {
-			return err
+		if done {
+			return nil
 		}
-		return backfillGraph(ctx, tx)
-	})
-	if err != nil {
-		return fmt.Errorf("rebuild graph: %w", s.dbErr(err))
 	}
-	return nil
 }
 
 // sortKinds orders kinds as memory.EntityKinds does.
@@ -265,49 +354,71 @@ func (w *where) edgeTypeFilter(types []string) (derived []string, stored string)
 }
 
 // Edges returns the visible edges touching q.From (memory.GraphStore).
+//
+// The names are turned into ids by a query of their own, so that the edge
+// query compares mentions.entity_id with an array of ids: the planner then
+// estimates from the column's statistics how many memories mention each,
+// and plans a hub entity (a tag on every memory) as what it is.
 func (s *Store) Edges(ctx context.Context, a memory.Access, q memory.EdgeQuery) ([]memory.Edge, error) {
 	if len(q.From) == 0 {
 		return []memory.Edge{}, nil
 	}
+	ids, err := s.entityIDs(ctx, a.OrgID, append(slices.Clone(q.From), q.To...))
+	if err != nil {
+		return nil, fmt.Errorf("read edges: %w", s.dbErr(err))
+	}
+	pick := func(names []string) []int64 {
+		out := []int64{}
+		for _, n := range names {
+			if id, ok := ids[n]; ok {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	from, to := pick(q.From), pick(q.To)
+	if len(from) == 0 || (len(q.To) > 0 && len(to) == 0) {
+		return []memory.Edge{}, nil
+	}
 	var w where
-	org, from, to := w.arg(a.OrgID), w.arg(q.From), w.arg(append([]string{}, q.To...))
+	org, fromArg := w.arg(a.OrgID), w.arg(from)
 	w.access(a)
 	acc := w.String()
 	derived, stored := w.edgeTypeFilter(q.Types)
 	toDerived, toSrc, toDst := "", "", ""
 	if len(q.To) > 0 {
-		toDerived = ` AND x2.entity_id IN (SELECT id FROM t)`
-		toSrc, toDst = ` AND g.dst IN (SELECT id FROM t)`, ` AND g.src IN (SELECT id FROM t)`
+		toArg := w.arg(to)
+		toDerived = ` AND x2.entity_id = ANY(` + toArg + `)`
+		toSrc, toDst = ` AND g.dst = ANY(`+toArg+`)`, ` AND g.src = ANY(`+toArg+`)`
 	}
 	edge := func(cond string) string {
-		return `SELECT s.name, d.name, g.kind, count(*)
-		FROM edges g
-		JOIN memories m ON m.org_id = g.org_id AND m.id = g.memory_id
-		JOIN entities s ON s.org_id = g.org_id AND s.id = g.src
-		JOIN entities d ON d.org_id = g.org_id AND d.id = g.dst
-		WHERE g.org_id = ` + org + ` AND ` + cond + ` AND ` + stored + ` AND ` + acc + `
-		GROUP BY s.name, d.name, g.kind`
+		return `SELECT g.src AS a, g.dst AS b, g.kind AS type, count(*) AS n
+			FROM edges g JOIN memories m ON m.org_id = g.org_id AND m.id = g.memory_id
+			WHERE g.org_id = ` + org + ` AND ` + cond + ` AND ` + stored + ` AND ` + acc + `
+			GROUP BY g.src, g.dst, g.kind`
 	}
-	query := `WITH f AS MATERIALIZED (
-			SELECT id, name FROM entities WHERE org_id = ` + org + ` AND name = ANY(` + from + `)),
-		t AS MATERIALIZED (
-			SELECT id FROM entities WHERE org_id = ` + org + ` AND name = ANY(` + to + `)),
-		pairs AS (
-			SELECT f.name AS a, x2.entity_id AS b,
-				CASE WHEN x1.kind = 'tag' AND x2.kind = 'tag' THEN 'tag_cooccurrence' ELSE 'co_mention' END AS type
-			FROM f
-			JOIN mentions x1 ON x1.org_id = ` + org + ` AND x1.entity_id = f.id
-			JOIN memories m ON m.org_id = x1.org_id AND m.id = x1.memory_id
-			JOIN mentions x2 ON x2.org_id = x1.org_id AND x2.memory_id = x1.memory_id AND x2.entity_id <> x1.entity_id
-			WHERE ` + acc + toDerived + `)
-		SELECT p.a, e.name, p.type, count(*)
-		FROM pairs p JOIN entities e ON e.org_id = ` + org + ` AND e.id = p.b
-		WHERE p.type = ANY(` + w.arg(derived) + `)
-		GROUP BY p.a, e.name, p.type
-		UNION ALL
-		` + edge(`g.src IN (SELECT id FROM f)`+toSrc) + `
-		UNION ALL
-		` + edge(`g.dst IN (SELECT id FROM f) AND g.src NOT IN (SELECT id FROM f)`+toDst)
+	// x1: the visible mentions of the entities asked about, each memory's
+	// access checked once, before its other mentions are joined.
+	query := `WITH x1 AS MATERIALIZED (
+			SELECT x.memory_id, x.entity_id, x.kind
+			FROM mentions x JOIN memories m ON m.org_id = x.org_id AND m.id = x.memory_id
+			WHERE x.org_id = ` + org + ` AND x.entity_id = ANY(` + fromArg + `) AND ` + acc + `),
+		p AS (
+			SELECT x1.entity_id AS a, x2.entity_id AS b,
+				CASE WHEN x1.kind = 'tag' AND x2.kind = 'tag' THEN 'tag_cooccurrence' ELSE 'co_mention' END AS type, count(*) AS n
+			FROM x1
+			JOIN mentions x2 ON x2.org_id = ` + org + ` AND x2.memory_id = x1.memory_id AND x2.entity_id <> x1.entity_id
+			WHERE true` + toDerived + `
+			GROUP BY 1, 2, 3
+			UNION ALL
+			` + edge(`g.src = ANY(`+fromArg+`)`+toSrc) + `
+			UNION ALL
+			` + edge(`g.dst = ANY(`+fromArg+`) AND g.src <> ALL(`+fromArg+`)`+toDst) + `)
+		SELECT ea.name, eb.name, p.type, p.n
+		FROM p
+		JOIN entities ea ON ea.org_id = ` + org + ` AND ea.id = p.a
+		JOIN entities eb ON eb.org_id = ` + org + ` AND eb.id = p.b
+		WHERE p.type LIKE 'relation:%' OR p.type = 'similar' OR p.type = ANY(` + w.arg(derived) + `)`
 	rows, err := s.pool.Query(ctx, query, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("read edges: %w", s.dbErr(err))
@@ -326,6 +437,23 @@ func (s *Store) Edges(ctx context.Context, a memory.Access, q memory.EdgeQuery) 
 		out = []memory.Edge{}
 	}
 	return out, nil
+}
+
+// entityIDs maps the names of an org's entities to their ids; names no
+// entity has are left out.
+func (s *Store) entityIDs(ctx context.Context, org string, names []string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, id FROM entities WHERE org_id = $1 AND name = ANY($2)`, org, names)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]int64{}
+	var name string
+	var id int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &id}, func() error {
+		ids[name] = id
+		return nil
+	})
+	return ids, err
 }
 
 // RelatedMemories ranks the memories related to a visible one
@@ -451,9 +579,15 @@ func (s *Store) Aggregate(ctx context.Context, a memory.Access, q memory.Aggrega
 func (s *Store) TagCooccurrence(ctx context.Context, a memory.Access, tag string, limit int) ([]memory.TagPair, error) {
 	var w where
 	org := w.arg(a.OrgID)
-	cond := ` AND ea.name < eb.name`
+	cond, group := ` AND ea.name < eb.name`, `ea.name, eb.name`
 	if tag != "" {
-		cond = ` AND xa.entity_id = (SELECT id FROM entities WHERE org_id = ` + org + ` AND name = ` + w.arg(tag) + `)`
+		// A key stands for all its values.
+		names := "name = " + w.arg(tag)
+		if !strings.Contains(tag, "=") {
+			names = "(" + names + " OR (name > " + w.arg(tag+"=") + " AND name < " + w.arg(tag+">") + "))"
+			group = `eb.name`
+		}
+		cond = ` AND xa.entity_id IN (SELECT id FROM entities WHERE org_id = ` + org + ` AND ` + names + `)`
 	}
 	w.access(a)
 	rows, err := s.pool.Query(ctx, `SELECT min(xa.display), min(xb.display), count(*) AS n
@@ -463,16 +597,17 @@ func (s *Store) TagCooccurrence(ctx context.Context, a memory.Access, tag string
 		JOIN entities ea ON ea.org_id = xa.org_id AND ea.id = xa.entity_id
 		JOIN entities eb ON eb.org_id = xb.org_id AND eb.id = xb.entity_id
 		WHERE xa.org_id = `+org+` AND xa.kind = 'tag'`+cond+` AND `+w.String()+`
-			AND left(eb.name, length(ea.name) + 1) <> ea.name || '='
-			AND left(ea.name, length(eb.name) + 1) <> eb.name || '='
-		GROUP BY ea.name, eb.name
-		ORDER BY n DESC, ea.name, eb.name LIMIT `+w.arg(limit), w.args...)
+		GROUP BY `+group+`
+		ORDER BY n DESC, min(ea.name), min(eb.name) LIMIT `+w.arg(limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("tag co-occurrence: %w", s.dbErr(err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.TagPair, error) {
 		var p memory.TagPair
 		err := r.Scan(&p.Tag, &p.Other, &p.Memories)
+		if tag != "" && !strings.Contains(tag, "=") {
+			p.Tag = tag
+		}
 		return p, err
 	})
 	if err != nil {

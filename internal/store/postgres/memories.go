@@ -256,8 +256,9 @@ func (s *Store) History(ctx context.Context, a memory.Access, id string) ([]memo
 // reports whether ms[i] was stored. An error rolls the whole batch back.
 func (s *Store) CreateBatch(ctx context.Context, ms []memory.Memory, actor string) (created []bool, err error) {
 	batch := &pgx.Batch{}
-	graph := make([]int, len(ms)) // statements queued for each memory's graph
-	for i, m := range ms {
+	names := queueNames(batch, ms)
+	var g graphRows
+	for _, m := range ms {
 		args, err := canonical(&m)
 		if err != nil {
 			return nil, fmt.Errorf("create memories: %w", err)
@@ -267,21 +268,27 @@ func (s *Store) CreateBatch(ctx context.Context, ms []memory.Memory, actor strin
 			return nil, fmt.Errorf("create memories: %w", err)
 		}
 		batch.Queue(createMemory, append(args, actor, m.CreatedAt, after)...)
-		graph[i] = queueGraph(batch, m, true)
+		g.add(m)
 	}
+	graph := g.queue(batch) // after every memory: guarded by the memories stored
 	created = make([]bool, len(ms))
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, batch)
+		if err := execN(br, names); err != nil {
+			br.Close()
+			return err
+		}
 		for i := range ms {
 			tag, err := br.Exec()
-			if err == nil {
-				err = execN(br, graph[i])
-			}
 			if err != nil {
 				br.Close()
 				return err
 			}
 			created[i] = tag.RowsAffected() == 1
+		}
+		if err := execN(br, graph); err != nil {
+			br.Close()
+			return err
 		}
 		return br.Close()
 	})

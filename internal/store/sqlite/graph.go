@@ -19,7 +19,10 @@ import (
 //
 // Lists of names are passed as one JSON array parameter read with
 // json_each, so a statement's text does not depend on how many names it
-// gets and the statement cache keeps serving it.
+// gets and the statement cache keeps serving it. A join that looks names up
+// is a CROSS JOIN with json_each first: SQLite then loops over the names
+// and searches the index (org_id, name) for each, where it would otherwise
+// scan the org's entities.
 
 var _ memory.GraphStore = (*Store)(nil)
 
@@ -35,12 +38,12 @@ func jsonArg(v any) string {
 // writeGraph replaces the mentions and edges of the memory at seq with
 // what m contributes to the graph (nothing unless m is live). create says
 // the memory is new and has none yet.
-func writeGraph(ctx context.Context, tx *sql.Tx, m memory.Memory, seq int64, create bool) error {
+func (s *Store) writeGraph(ctx context.Context, tx *sql.Tx, m memory.Memory, seq int64, create bool) error {
 	if !create {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM mentions WHERE memory_seq = ?`, seq); err != nil {
+		if err := s.execGraph(ctx, tx, deleteMentions, seq); err != nil {
 			return fmt.Errorf("write graph: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM edges WHERE memory_seq = ?`, seq); err != nil {
+		if err := s.execGraph(ctx, tx, deleteEdges, seq); err != nil {
 			return fmt.Errorf("write graph: %w", err)
 		}
 	}
@@ -57,15 +60,10 @@ func writeGraph(ctx context.Context, tx *sql.Tx, m memory.Memory, seq int64, cre
 		names[i] = x.Name
 		rows[i] = [3]string{x.Name, x.Kind, x.Display}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO entities (org_id, name)
-		SELECT ?, value FROM json_each(?) WHERE true
-		ON CONFLICT (org_id, name) DO NOTHING`, m.OrgID, jsonArg(names)); err != nil {
+	if err := s.execGraph(ctx, tx, insertEntities, m.OrgID, jsonArg(names)); err != nil {
 		return fmt.Errorf("write graph: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO mentions (entity_id, memory_seq, kind, display)
-		SELECT e.id, ?, j.value ->> 1, j.value ->> 2
-		FROM json_each(?) j JOIN entities e ON e.org_id = ? AND e.name = j.value ->> 0`,
-		seq, jsonArg(rows), m.OrgID); err != nil {
+	if err := s.execGraph(ctx, tx, insertMentions, seq, jsonArg(rows), m.OrgID); err != nil {
 		return fmt.Errorf("write graph: %w", err)
 	}
 	if len(rels) == 0 {
@@ -75,81 +73,139 @@ func writeGraph(ctx context.Context, tx *sql.Tx, m memory.Memory, seq int64, cre
 	for i, r := range rels {
 		edges[i] = [3]string{r.From, r.To, r.Type}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO edges (src, dst, kind, memory_seq)
-		SELECT s.id, d.id, j.value ->> 2, ?
-		FROM json_each(?) j
-		JOIN entities s ON s.org_id = ? AND s.name = j.value ->> 0
-		JOIN entities d ON d.org_id = ? AND d.name = j.value ->> 1`,
-		seq, jsonArg(edges), m.OrgID, m.OrgID); err != nil {
+	if err := s.execGraph(ctx, tx, insertEdges, seq, jsonArg(edges), m.OrgID, m.OrgID); err != nil {
 		return fmt.Errorf("write graph: %w", err)
 	}
 	return nil
 }
 
-// backfillGraph writes the graph of every live memory, for the migration
-// that creates the graph's tables (it runs in that migration's
-// transaction), and for a rebuild.
-func backfillGraph(ctx context.Context, tx *sql.Tx) error {
-	const page = 500
+// Graph writes run in every memory write transaction; Open prepares
+// them on the writer connection once, so that they skip SQLite's parser and
+// planner (on the one connection, a statement cannot be prepared while a
+// transaction holds it).
+const (
+	deleteMentions = `DELETE FROM mentions WHERE memory_seq = ?`
+	deleteEdges    = `DELETE FROM edges WHERE memory_seq = ?`
+	insertEntities = `INSERT INTO entities (org_id, name)
+		SELECT ?, value FROM json_each(?) WHERE true
+		ON CONFLICT (org_id, name) DO NOTHING`
+	insertMentions = `INSERT INTO mentions (entity_id, memory_seq, kind, display)
+		SELECT e.id, ?, j.value ->> 1, j.value ->> 2
+		FROM json_each(?) j CROSS JOIN entities e ON e.org_id = ? AND e.name = j.value ->> 0`
+	insertEdges = `INSERT INTO edges (src, dst, kind, memory_seq)
+		SELECT s.id, d.id, j.value ->> 2, ?
+		FROM json_each(?) j
+		CROSS JOIN entities s ON s.org_id = ? AND s.name = j.value ->> 0
+		CROSS JOIN entities d ON d.org_id = ? AND d.name = j.value ->> 1`
+)
+
+// prepareGraph prepares the graph's write statements on the writer. A
+// schema without the graph's tables (opened WithoutMigrate) leaves them
+// unprepared, and writes run the text instead.
+func (s *Store) prepareGraph(ctx context.Context) {
+	s.graphStmts = map[string]*sql.Stmt{}
+	for _, q := range []string{deleteMentions, deleteEdges, insertEntities, insertMentions, insertEdges} {
+		if st, err := s.w.PrepareContext(ctx, q); err == nil {
+			s.graphStmts[q] = st
+		}
+	}
+}
+
+// execGraph runs a graph write statement in tx, prepared when it can be.
+func (s *Store) execGraph(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	var err error
+	if st := s.graphStmts[query]; st != nil {
+		_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	} else {
+		_, err = tx.ExecContext(ctx, query, args...)
+	}
+	return err
+}
+
+// graphPage is how many memories a backfill or rebuild writes at a time.
+const graphPage = 500
+
+// backfillPage writes the graph of the memories after seq, in seq order,
+// at most graphPage of them, in tx (a memory that is not live loses any
+// graph it has); it returns the seq of the last and whether it was the
+// last page.
+func (s *Store) backfillPage(ctx context.Context, tx *sql.Tx, after int64) (int64, bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+memoryColumns+`, m.seq FROM memories m
+		WHERE m.seq > ? ORDER BY m.seq LIMIT ?`, after, graphPage)
+	if err != nil {
+		return 0, false, err
+	}
+	type item struct {
+		seq int64
+		m   memory.Memory
+	}
+	var page []item
+	for rows.Next() {
+		var it item
+		if it.m, err = scanMemory(rows, &it.seq); err != nil {
+			rows.Close()
+			return 0, false, err
+		}
+		page = append(page, it)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(page) == 0 {
+		return 0, true, err
+	}
+	for _, it := range page {
+		if err := s.writeGraph(ctx, tx, it.m, it.seq, false); err != nil {
+			return 0, false, err
+		}
+	}
+	return page[len(page)-1].seq, len(page) < graphPage, nil
+}
+
+// backfillGraph writes the graph of every memory in tx: the hook of the
+// migration that creates the graph's tables, in its transaction.
+func (s *Store) backfillGraph(ctx context.Context, tx *sql.Tx) error {
 	var after int64
 	for {
-		rows, err := tx.QueryContext(ctx, `SELECT `+memoryColumns+`, m.seq FROM memories m
-			WHERE m.seq > ? AND m.state IN ('active', 'paused') ORDER BY m.seq LIMIT ?`, after, page)
-		if err != nil {
+		var done bool
+		var err error
+		if after, done, err = s.backfillPage(ctx, tx, after); err != nil {
 			return fmt.Errorf("backfill graph: %w", err)
 		}
-		type item struct {
-			seq int64
-			m   memory.Memory
-		}
-		var batch []item
-		for rows.Next() {
-			var it item
-			if it.m, err = scanMemory(rows, &it.seq); err != nil {
-				rows.Close()
-				return fmt.Errorf("backfill graph: %w", err)
-			}
-			batch = append(batch, it)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("backfill graph: %w", err)
-		}
-		for _, it := range batch {
-			if err := writeGraph(ctx, tx, it.m, it.seq, false); err != nil {
-				return err
-			}
-		}
-		if len(batch) < page {
+		if done {
 			return nil
 		}
-		after = batch[len(batch)-1].seq
 	}
 }
 
 // migrationHooks run Go code in a migration's transaction, after its SQL.
-var migrationHooks = map[string]func(context.Context, *sql.Tx) error{
-	"0006_entity_graph": backfillGraph,
+var migrationHooks = map[string]func(*Store, context.Context, *sql.Tx) error{
+	"0006_entity_graph": (*Store).backfillGraph,
 }
 
 // RebuildGraph writes the mentions and edges of every memory again from
-// the memories, in one transaction: for reindex, and for memories written
-// by an older binary after the migration (a rolling deploy).
+// the memories, graphPage memories to a transaction, so that it never
+// holds the writer for long: for reindex, and for memories an older binary
+// wrote after the migration (a rolling deploy). Each memory's graph is
+// replaced whole in one transaction.
 func (s *Store) RebuildGraph(ctx context.Context) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("rebuild graph: %w", err)
-	}
-	defer tx.Rollback()
-	for _, q := range []string{`DELETE FROM mentions`, `DELETE FROM edges`} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
+	var after int64
+	for {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
 			return fmt.Errorf("rebuild graph: %w", err)
 		}
+		next, done, err := s.backfillPage(ctx, tx, after)
+		if err == nil {
+			err = tx.Commit()
+		}
+		tx.Rollback()
+		if err != nil {
+			return fmt.Errorf("rebuild graph: %w", err)
+		}
+		if done {
+			return nil
+		}
+		after = next
 	}
-	if err := backfillGraph(ctx, tx); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // sortKinds orders kinds as memory.EntityKinds does.
@@ -186,11 +242,15 @@ func (s *Store) Entities(ctx context.Context, a memory.Access, q memory.EntityQu
 		cond += ` AND x.kind = ?`
 		args = append(args, q.Kind)
 	}
+	// Named entities, or a prefix: from the entities to their mentions;
+	// else from the visible memories to what they mention.
+	from := `entities e CROSS JOIN mentions x ON x.entity_id = e.id CROSS JOIN memories m ON m.seq = x.memory_seq`
+	if len(q.Names) == 0 && q.Prefix == "" {
+		from = `memories m CROSS JOIN mentions x ON x.memory_seq = m.seq CROSS JOIN entities e ON e.id = x.entity_id`
+	}
 	args = append(append(args, w.args...), max(limit, 1))
 	rows, err := s.query(ctx, `SELECT e.name, min(x.display), group_concat(DISTINCT x.kind), count(*)
-		FROM entities e
-		JOIN mentions x ON x.entity_id = e.id
-		JOIN memories m ON m.seq = x.memory_seq
+		FROM `+from+`
 		WHERE e.org_id = ?`+cond+` AND `+w.String()+`
 		GROUP BY e.id ORDER BY count(*) DESC, e.name LIMIT ?`, args...)
 	if err != nil {
@@ -266,28 +326,28 @@ func (s *Store) Edges(ctx context.Context, a memory.Access, q memory.EdgeQuery) 
 			SELECT f.name AS a, x2.entity_id AS b,
 				CASE WHEN x1.kind = 'tag' AND x2.kind = 'tag' THEN 'tag_cooccurrence' ELSE 'co_mention' END AS type
 			FROM f
-			JOIN mentions x1 ON x1.entity_id = f.id
-			JOIN memories m ON m.seq = x1.memory_seq
-			JOIN mentions x2 ON x2.memory_seq = x1.memory_seq AND x2.entity_id <> x1.entity_id
+			CROSS JOIN mentions x1 ON x1.entity_id = f.id
+			CROSS JOIN memories m ON m.seq = x1.memory_seq
+			CROSS JOIN mentions x2 ON x2.memory_seq = x1.memory_seq AND x2.entity_id <> x1.entity_id
 			WHERE ` + w.String() + toDerived + `)
 		SELECT p.a, e.name, p.type, count(*)
-		FROM pairs p JOIN entities e ON e.id = p.b
+		FROM pairs p CROSS JOIN entities e ON e.id = p.b
 		WHERE p.type IN (SELECT value FROM json_each(?))
 		GROUP BY p.a, p.b, p.type
 		UNION ALL
 		SELECT s.name, d.name, g.kind, count(*)
 		FROM edges g
-		JOIN memories m ON m.seq = g.memory_seq
-		JOIN entities s ON s.id = g.src
-		JOIN entities d ON d.id = g.dst
+		CROSS JOIN memories m ON m.seq = g.memory_seq
+		CROSS JOIN entities s ON s.id = g.src
+		CROSS JOIN entities d ON d.id = g.dst
 		WHERE g.src IN (SELECT id FROM f) AND ` + stored + toSrc + ` AND ` + w.String() + `
 		GROUP BY g.src, g.dst, g.kind
 		UNION ALL
 		SELECT s.name, d.name, g.kind, count(*)
 		FROM edges g
-		JOIN memories m ON m.seq = g.memory_seq
-		JOIN entities s ON s.id = g.src
-		JOIN entities d ON d.id = g.dst
+		CROSS JOIN memories m ON m.seq = g.memory_seq
+		CROSS JOIN entities s ON s.id = g.src
+		CROSS JOIN entities d ON d.id = g.dst
 		WHERE g.dst IN (SELECT id FROM f) AND g.src NOT IN (SELECT id FROM f) AND ` + stored + toDst + ` AND ` + w.String() + `
 		GROUP BY g.src, g.dst, g.kind`
 	to := "[]"
@@ -333,8 +393,8 @@ func (s *Store) RelatedMemories(ctx context.Context, a memory.Access, id string,
 			SELECT y.memory_seq AS seq, y.display, mine.kind,
 				count(*) OVER (PARTITION BY y.entity_id) AS df
 			FROM mentions mine
-			JOIN mentions y ON y.entity_id = mine.entity_id AND y.memory_seq <> mine.memory_seq
-			JOIN memories m ON m.seq = y.memory_seq
+			CROSS JOIN mentions y ON y.entity_id = mine.entity_id AND y.memory_seq <> mine.memory_seq
+			CROSS JOIN memories m ON m.seq = y.memory_seq
 			WHERE mine.memory_seq = (SELECT seq FROM src) AND ` + acc + `),
 		shared AS (
 			SELECT seq, sum(CASE kind WHEN 'tag' THEN 0.5 ELSE 1.0 END / (df + 1)) AS score,
@@ -352,7 +412,7 @@ func (s *Store) RelatedMemories(ctx context.Context, a memory.Access, id string,
 			FROM (SELECT * FROM shared UNION ALL SELECT * FROM linked)
 			GROUP BY seq)
 		SELECT ` + memoryColumns + `, c.score, c.names, c.links
-		FROM cand c JOIN memories m ON m.seq = c.seq
+		FROM cand c CROSS JOIN memories m ON m.seq = c.seq
 		WHERE m.state IN ('active', 'paused') AND ` + acc + `
 		ORDER BY c.score DESC, m.id LIMIT ?`
 	args := append([]any{id}, w.args...)
@@ -452,24 +512,32 @@ func (s *Store) Aggregate(ctx context.Context, a memory.Access, q memory.Aggrega
 func (s *Store) TagCooccurrence(ctx context.Context, a memory.Access, tag string, limit int) ([]memory.TagPair, error) {
 	var w where
 	w.access(a)
-	cond := ` AND ea.name < eb.name`
+	// With a tag: from its mentions to their memories; else from the
+	// visible memories to their tags. A key stands for all its values.
+	from := `memories m
+		CROSS JOIN mentions xa ON xa.memory_seq = m.seq`
+	cond, group := ` AND ea.name < eb.name`, `xa.entity_id, xb.entity_id`
 	args := []any{}
 	if tag != "" {
-		cond = ` AND xa.entity_id = (SELECT id FROM entities WHERE org_id = ? AND name = ?)`
+		from = `mentions xa
+		CROSS JOIN memories m ON m.seq = xa.memory_seq`
+		cond = ` AND xa.entity_id IN (SELECT id FROM entities WHERE org_id = ? AND name = ?)`
 		args = append(args, a.OrgID, tag)
+		if !strings.Contains(tag, "=") {
+			cond = ` AND xa.entity_id IN (SELECT id FROM entities WHERE org_id = ? AND (name = ? OR (name > ? AND name < ?)))`
+			args = append(args, tag+"=", tag+">")
+			group = `xb.entity_id`
+		}
 	}
 	args = append(append(args, w.args...), limit)
 	rows, err := s.query(ctx, `SELECT min(xa.display), min(xb.display), count(*) AS n
-		FROM mentions xa
-		JOIN memories m ON m.seq = xa.memory_seq
-		JOIN mentions xb ON xb.memory_seq = xa.memory_seq AND xb.entity_id <> xa.entity_id AND xb.kind = 'tag'
-		JOIN entities ea ON ea.id = xa.entity_id
-		JOIN entities eb ON eb.id = xb.entity_id
+		FROM `+from+`
+		CROSS JOIN mentions xb ON xb.memory_seq = xa.memory_seq AND xb.entity_id <> xa.entity_id AND xb.kind = 'tag'
+		CROSS JOIN entities ea ON ea.id = xa.entity_id
+		CROSS JOIN entities eb ON eb.id = xb.entity_id
 		WHERE xa.kind = 'tag'`+cond+` AND `+w.String()+`
-			AND substr(eb.name, 1, length(ea.name) + 1) <> ea.name || '='
-			AND substr(ea.name, 1, length(eb.name) + 1) <> eb.name || '='
-		GROUP BY xa.entity_id, xb.entity_id
-		ORDER BY n DESC, ea.name, eb.name LIMIT ?`, args...)
+		GROUP BY `+group+`
+		ORDER BY n DESC, min(ea.name), min(eb.name) LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("tag co-occurrence: %w", err)
 	}
@@ -479,6 +547,9 @@ func (s *Store) TagCooccurrence(ctx context.Context, a memory.Access, tag string
 		var p memory.TagPair
 		if err := rows.Scan(&p.Tag, &p.Other, &p.Memories); err != nil {
 			return nil, fmt.Errorf("tag co-occurrence: %w", err)
+		}
+		if tag != "" && !strings.Contains(tag, "=") {
+			p.Tag = tag
 		}
 		out = append(out, p)
 	}
@@ -547,14 +618,14 @@ func (s *Store) GraphNeighbours(ctx context.Context, a memory.Access, seeds []st
 			SELECT id, sum(w) AS w FROM (
 				SELECT x2.entity_id AS id, count(*) AS w
 				FROM seed
-				JOIN mentions x1 ON x1.entity_id = seed.id
-				JOIN memories m ON m.seq = x1.memory_seq
-				JOIN mentions x2 ON x2.memory_seq = x1.memory_seq
+				CROSS JOIN mentions x1 ON x1.entity_id = seed.id
+				CROSS JOIN memories m ON m.seq = x1.memory_seq
+				CROSS JOIN mentions x2 ON x2.memory_seq = x1.memory_seq
 				WHERE x2.kind <> 'tag' AND x2.entity_id NOT IN (SELECT id FROM seed) AND ` + acc.String() + `
 				GROUP BY x2.entity_id
 				UNION ALL
 				SELECT CASE WHEN g.src IN (SELECT id FROM seed) THEN g.dst ELSE g.src END, count(*)
-				FROM edges g JOIN memories m ON m.seq = g.memory_seq
+				FROM edges g CROSS JOIN memories m ON m.seq = g.memory_seq
 				WHERE (g.src IN (SELECT id FROM seed)) <> (g.dst IN (SELECT id FROM seed)) AND ` + acc.String() + `
 				GROUP BY 1)
 			GROUP BY id ORDER BY sum(w) DESC, id LIMIT 20),
@@ -564,10 +635,10 @@ func (s *Store) GraphNeighbours(ctx context.Context, a memory.Access, seeds []st
 			SELECT id, 0.5 * w / (1.0 + w) FROM near),
 		scored AS (
 			SELECT x.memory_seq AS seq, sum(weights.w) AS score
-			FROM weights JOIN mentions x ON x.entity_id = weights.id
+			FROM weights CROSS JOIN mentions x ON x.entity_id = weights.id
 			GROUP BY x.memory_seq)
 		SELECT ` + memoryColumns + `, s.score
-		FROM scored s JOIN memories m ON m.seq = s.seq
+		FROM scored s CROSS JOIN memories m ON m.seq = s.seq
 		WHERE ` + w.String() + `
 		ORDER BY s.score DESC, m.id LIMIT ?`
 	args := []any{a.OrgID, jsonArg(seeds)}

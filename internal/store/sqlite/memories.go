@@ -103,7 +103,7 @@ func (s *Store) Create(ctx context.Context, m memory.Memory, actor string) (memo
 	if err != nil {
 		return memory.Memory{}, false, fmt.Errorf("create memory: %w", err)
 	}
-	if err := writeGraph(ctx, tx, m, seq, true); err != nil {
+	if err := s.writeGraph(ctx, tx, m, seq, true); err != nil {
 		return memory.Memory{}, false, fmt.Errorf("create memory: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, insertHistory,
@@ -194,7 +194,7 @@ func (s *Store) Update(ctx context.Context, a memory.Access, id, actor, action s
 		if err := tx.QueryRowContext(ctx, `SELECT seq FROM memories WHERE id = ?`, id).Scan(&seq); err != nil {
 			return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
 		}
-		if err := writeGraph(ctx, tx, m, seq, false); err != nil {
+		if err := s.writeGraph(ctx, tx, m, seq, false); err != nil {
 			return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
 		}
 	}

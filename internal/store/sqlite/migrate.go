@@ -204,7 +204,7 @@ func (s *Store) applyMigration(ctx context.Context, m migrationFile) (bool, time
 		return false, time.Time{}, fmt.Errorf("apply migration %s: %w", m.name, err)
 	}
 	if hook := migrationHooks[m.name]; hook != nil {
-		if err := hook(ctx, tx); err != nil {
+		if err := hook(s, ctx, tx); err != nil {
 			return false, time.Time{}, fmt.Errorf("apply migration %s: %w", m.name, err)
 		}
 	}

@@ -47,7 +47,8 @@ type Store struct {
 	w    *sql.DB // one connection: every write transaction
 	r    *sql.DB // read-only connections
 
-	stmts stmtCache // prepared read statements
+	stmts      stmtCache            // prepared read statements
+	graphStmts map[string]*sql.Stmt // prepared graph writes (graph.go)
 
 	stopCheckpoints context.CancelFunc
 	checkpointsDone chan struct{}
@@ -110,6 +111,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.prepareGraph(ctx)
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopCheckpoints, s.checkpointsDone = cancel, make(chan struct{})
 	go s.checkpoint(cctx, checkpointEvery)
@@ -211,6 +213,9 @@ func (s *Store) Close() error {
 		<-s.checkpointsDone
 	}
 	errs := []error{s.stmts.close()}
+	for _, st := range s.graphStmts {
+		errs = append(errs, st.Close())
+	}
 	if s.w != nil {
 		_, _ = s.w.Exec("PRAGMA optimize")
 		errs = append(errs, s.w.Close())

@@ -124,10 +124,10 @@ func testGraphExtraction(t *testing.T, ge *graphEnv) {
 	for _, e := range all {
 		tags = append(tags, e.Name+"|"+e.Display)
 	}
-	// Keys, and key=value of short string values; not the long text, not
-	// booleans' or numbers' values.
-	wantList(t, "tag entities", tags, []string{"flaky|flaky", "lang|Lang", "lang=go|Lang=Go", "note|note", "prio|prio",
-		"team-name|team_name", "team-name=core-payments|team_name=Core  Payments"})
+	// key=value of short string values, else the key: not the long text,
+	// not booleans' or numbers' values.
+	wantList(t, "tag entities", tags, []string{"flaky|flaky", "lang=go|Lang=Go", "note|note", "prio|prio",
+		"team-name=core-payments|team_name=Core  Payments"})
 	if got, err := ge.svc.Entities(ge.as(alice), memory.EntityQuery{Prefix: "Payments S"}); err != nil || len(got) != 1 || got[0].Name != "payments-service" {
 		t.Errorf("entities with prefix payments-s: %+v, %v", got, err)
 	}
@@ -143,14 +143,14 @@ func testGraphExtraction(t *testing.T, ge *graphEnv) {
 }
 
 func testGraphWeights(t *testing.T, ge *graphEnv) {
-	ge.add(alice, memory.Input{Content: "ledger posts entries", Scope: "team", Entity: "ledger", ArtifactRef: "svc/ledger", Tags: map[string]any{"stack": "go"}})
-	ge.add(dave, memory.Input{Content: "ledger bills nightly", Scope: "team", Entity: "Ledger", ArtifactRef: "svc/billing", Tags: map[string]any{"stack": "go"}})
+	ge.add(alice, memory.Input{Content: "ledger posts entries", Scope: "team", Entity: "ledger", ArtifactRef: "svc/ledger", Tags: map[string]any{"stack": "go", "ring": "core"}})
+	ge.add(dave, memory.Input{Content: "ledger bills nightly", Scope: "team", Entity: "Ledger", ArtifactRef: "svc/billing", Tags: map[string]any{"stack": "go", "ring": "core"}})
 	ge.add(alice, memory.Input{Content: "billing owns invoices", Scope: "team", Entity: "billing", ArtifactRef: "svc/billing"})
 	wantList(t, "edges of ledger", ge.edges(alice, "ledger"), []string{
-		"stack co_mention 2", "stack=go co_mention 2", "svc/billing co_mention 1", "svc/ledger co_mention 1"})
+		"stack=go co_mention 2", "svc/billing co_mention 1", "svc/ledger co_mention 1", "ring=core co_mention 2"})
 	wantList(t, "edges of svc/billing", ge.edges(alice, "svc/billing"), []string{
-		"billing co_mention 1", "ledger co_mention 1", "stack co_mention 1", "stack=go co_mention 1"})
-	wantList(t, "tag edges of stack", ge.edges(alice, "stack", memory.EdgeTagCooccurrence), []string{"stack=go tag_cooccurrence 2"})
+		"billing co_mention 1", "ledger co_mention 1", "stack=go co_mention 1", "ring=core co_mention 1"})
+	wantList(t, "tag edges of stack=go", ge.edges(alice, "stack=go", memory.EdgeTagCooccurrence), []string{"ring=core tag_cooccurrence 2"})
 	if e, _ := ge.entity(alice, "ledger"); e.Memories != 2 || e.Display != "Ledger" {
 		t.Errorf("ledger: %+v, want 2 memories, display the first spelling in byte order (Ledger)", e)
 	}
@@ -159,11 +159,11 @@ func testGraphWeights(t *testing.T, ge *graphEnv) {
 func testGraphDeletes(t *testing.T, ge *graphEnv) {
 	a := ge.add(alice, memory.Input{Content: "queue drains at night", Scope: "team", Entity: "queue", Tags: map[string]any{"area": "ops"}})
 	b := ge.add(alice, memory.Input{Content: "queue uses redis streams", Scope: "team", Entity: "queue", ArtifactRef: "redis"})
-	wantList(t, "edges of queue", ge.edges(alice, "queue"), []string{"area co_mention 1", "area=ops co_mention 1", "redis co_mention 1"})
+	wantList(t, "edges of queue", ge.edges(alice, "queue"), []string{"area=ops co_mention 1", "redis co_mention 1"})
 	if _, err := ge.svc.Delete(ge.as(alice), b.ID); err != nil {
 		t.Fatal(err)
 	}
-	wantList(t, "edges of queue after a delete", ge.edges(alice, "queue"), []string{"area co_mention 1", "area=ops co_mention 1"})
+	wantList(t, "edges of queue after a delete", ge.edges(alice, "queue"), []string{"area=ops co_mention 1"})
 	if _, ok := ge.entity(alice, "redis"); ok {
 		t.Error("redis, named only by a deleted memory, is still an entity")
 	}
@@ -339,9 +339,9 @@ func testGraphRelated(t *testing.T, ge *graphEnv) {
 		}
 	}
 	// both shares search (1/3: two others mention it) and store/sqlite
-	// (1/2); tag shares topic and topic=ranking (0.5/2 each); entity shares
-	// search alone (1/3).
-	if want := []string{"both", "tag", "entity"}; !slices.Equal(got, want) {
+	// (1/2); entity shares search alone (1/3); tag shares topic=ranking
+	// (0.5/2).
+	if want := []string{"both", "entity", "tag"}; !slices.Equal(got, want) {
 		t.Errorf("related to base: %v, want %v", got, want)
 	}
 	if len(rel) > 0 && !slices.Equal(rel[0].Shared, []string{"search", "store/sqlite"}) {
@@ -509,9 +509,17 @@ func testGraphTags(t *testing.T, ge *graphEnv) {
 		}
 		got = append(got, fmt.Sprintf("%s %d", p.Other, p.Memories))
 	}
-	// Not env (the tag's own key).
-	if want := []string{"tier 3", "tier=gold 2", "oncall 1", "tier=silver 1"}; !slices.Equal(got, want) {
+	if want := []string{"tier=gold 2", "oncall 1", "tier=silver 1"}; !slices.Equal(got, want) {
 		t.Errorf("co-occurring with env=prod: %v, want %v", got, want)
+	}
+	// A key stands for all its values.
+	pairs, err = ge.svc.TagCooccurrence(ge.as(carol), "Tier", 0)
+	got = nil
+	for _, p := range pairs {
+		got = append(got, fmt.Sprintf("%s+%s %d", p.Tag, p.Other, p.Memories))
+	}
+	if want := []string{"tier+env=prod 3", "tier+oncall 1"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("co-occurring with the key tier: %v, %v; want %v", got, err, want)
 	}
 	all, err := ge.svc.TagCooccurrence(ge.as(carol), "", 200)
 	if err != nil {
@@ -521,7 +529,7 @@ func testGraphTags(t *testing.T, ge *graphEnv) {
 	for _, p := range all {
 		counts[p.Tag+"+"+p.Other] = p.Memories
 	}
-	if counts["env+tier"] != 3 || counts["env=prod+tier=gold"] != 2 || counts["env+env=prod"] != 0 || counts["env=dev+tier"] != 0 {
+	if counts["env=prod+tier=gold"] != 2 || counts["env=prod+tier=silver"] != 1 || counts["oncall+tier=gold"] != 1 || len(counts) == 0 {
 		t.Errorf("all pairs: %v", counts)
 	}
 	if pairs, err := ge.svc.TagCooccurrence(ge.as(eve), "env=prod", 0); err != nil || len(pairs) != 0 {
@@ -581,8 +589,8 @@ func testGraphIsolation(t *testing.T, ge *graphEnv) {
 	if err != nil || !link.Created {
 		t.Fatalf("link: %+v, %v", link, err)
 	}
-	backend := []string{"secret/vault-proxy", "codename", "codename=nightjar", "vault-cluster"}
-	secrets := append(slices.Clone(backend), "mood", "mood=grumpy")
+	backend := []string{"secret/vault-proxy", "codename=nightjar", "vault-cluster"}
+	secrets := append(slices.Clone(backend), "mood=grumpy")
 
 	for _, v := range []struct {
 		p        auth.Principal
@@ -615,9 +623,9 @@ func testGraphIsolation(t *testing.T, ge *graphEnv) {
 			}
 			_, err := ge.svc.EntityNetwork(ctx, memory.NetworkQuery{Entity: s})
 			wantErr(t, who+": network of hidden "+s, err, memory.ErrNotFound)
-			_, err = ge.svc.PathBetweenEntities(ctx, memory.PathQuery{From: "layer", To: s})
+			_, err = ge.svc.PathBetweenEntities(ctx, memory.PathQuery{From: "gateway", To: s})
 			wantErr(t, who+": path to hidden "+s, err, memory.ErrNotFound)
-			_, err = ge.svc.PathBetweenEntities(ctx, memory.PathQuery{From: s, To: "layer"})
+			_, err = ge.svc.PathBetweenEntities(ctx, memory.PathQuery{From: s, To: "gateway"})
 			wantErr(t, who+": path from hidden "+s, err, memory.ErrNotFound)
 			if pairs, err := ge.svc.TagCooccurrence(ctx, s, 0); err != nil || len(pairs) != 0 {
 				t.Errorf("%s: tag pairs of hidden %s: %+v, %v", who, s, pairs, err)
@@ -713,9 +721,9 @@ func testGraphIsolation(t *testing.T, ge *graphEnv) {
 	} {
 		wantList(t, c.p.Subject+": relations of gateway", ge.edges(c.p, "gateway", memory.EdgeRelation), c.want)
 	}
-	wantList(t, "carol: gateway's layer edges", filterPrefix(ge.edges(carol, "gateway"), "layer"), []string{"layer co_mention 3", "layer=edge co_mention 3"})
-	wantList(t, "frank: gateway's layer edges", filterPrefix(ge.edges(frank, "gateway"), "layer"), []string{"layer co_mention 1", "layer=edge co_mention 1"})
-	wantList(t, "eve: gateway's layer edges", filterPrefix(ge.edges(eve, "gateway"), "layer"), []string{"layer co_mention 1", "layer=core co_mention 1"})
+	wantList(t, "carol: gateway's layer edges", filterPrefix(ge.edges(carol, "gateway"), "layer"), []string{"layer=edge co_mention 3"})
+	wantList(t, "frank: gateway's layer edges", filterPrefix(ge.edges(frank, "gateway"), "layer"), []string{"layer=edge co_mention 1"})
+	wantList(t, "eve: gateway's layer edges", filterPrefix(ge.edges(eve, "gateway"), "layer"), []string{"layer=core co_mention 1"})
 
 	related := func(p auth.Principal, id string, links bool) []string {
 		t.Helper()
@@ -743,8 +751,8 @@ func testGraphIsolation(t *testing.T, ge *graphEnv) {
 	if p, err := ge.svc.PathBetweenEntities(ge.as(carol), memory.PathQuery{From: "frontend", To: "vault cluster"}); err != nil || !p.Found || p.Hops != 2 {
 		t.Errorf("carol: path frontend→vault-cluster: %+v, %v", p, err)
 	}
-	if p, err := ge.svc.PathBetweenEntities(ge.as(dave), memory.PathQuery{From: "gateway", To: "layer"}); err != nil || !p.Found || p.Hops != 1 {
-		t.Errorf("dave: path gateway→layer: %+v, %v", p, err)
+	if p, err := ge.svc.PathBetweenEntities(ge.as(dave), memory.PathQuery{From: "gateway", To: "layer=edge"}); err != nil || !p.Found || p.Hops != 1 {
+		t.Errorf("dave: path gateway→layer=edge: %+v, %v", p, err)
 	}
 }
 

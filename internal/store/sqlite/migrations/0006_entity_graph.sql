@@ -40,7 +40,8 @@ CREATE TABLE mentions (
     PRIMARY KEY (entity_id, memory_seq)
 ) STRICT, WITHOUT ROWID;
 
-CREATE INDEX mentions_memory ON mentions (memory_seq, entity_id);
+-- By memory, with the kind: co-mention pairs are read from this index alone.
+CREATE INDEX mentions_memory ON mentions (memory_seq, entity_id, kind);
 
 CREATE TABLE edges (
     src        INTEGER NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
