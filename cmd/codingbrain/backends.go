@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/codingbrain/codingbrain/internal/config"
@@ -168,6 +169,9 @@ func (b *backends) startVectors(ctx context.Context, log *slog.Logger) error {
 		v.Close()
 		return err
 	}
+	// Loading read every memory and embedding once; give that garbage back
+	// now rather than holding it until the heap grows again.
+	debug.FreeOSMemory()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {

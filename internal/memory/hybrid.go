@@ -151,10 +151,10 @@ type Ranking struct {
 //     of a few percent, comparable to one rank.
 func DefaultRanking() Ranking {
 	return Ranking{
-		RRFK: 10, LexicalWeight: 1, VectorWeight: 0.8, GraphWeight: 0.05, Candidates: 50,
+		RRFK: 10, LexicalWeight: 1, VectorWeight: 0.8, GraphWeight: 0.05, Candidates: 20,
 		EntityBoost: 0.15, ArtifactBoost: 0.1, CategoryBoost: 0.05, ScopeBoost: 0.025, TagBoost: 0.05,
 		HalfLife: 365 * 24 * time.Hour, RecencyWeight: 0.1, Superseded: 0.5, NearDuplicate: 0.92,
-		GraphBudget: 10 * time.Millisecond,
+		GraphBudget: 3 * time.Millisecond,
 	}
 }
 
@@ -416,26 +416,53 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 	lq := q
 	lq.Limit = n
 	var (
-		wg               sync.WaitGroup
-		lexical, graph   []Hit
-		vector           []VectorHit
-		lexErr, graphErr error
-		vecErr           error
-		reason           string
+		wg             sync.WaitGroup
+		lexical, graph []Hit
+		vector         []VectorHit
+		lexErr, vecErr error
+		graphErr       error
+		reason         string
 	)
+	type graphResult struct {
+		hits []Hit
+		err  error
+	}
+	var graphDone chan graphResult
+	var graphLate <-chan time.Time
+	if r.GraphWeight > 0 {
+		// The graph runs on its own and is not waited for past its budget:
+		// it is cancelled then and its answer, if any, dropped.
+		gctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		graphDone = make(chan graphResult, 1)
+		go func() {
+			hits, err := s.GraphNeighbours(gctx, a, q.Text, q.Filter, n)
+			graphDone <- graphResult{hits, err}
+		}()
+		if r.GraphBudget > 0 {
+			t := time.NewTimer(r.GraphBudget)
+			defer t.Stop()
+			graphLate = t.C
+		}
+	}
 	wg.Go(func() { lexical, lexErr = s.store.Search(ctx, a, lq) })
 	wg.Go(func() { vector, reason, vecErr = s.vectorSearch(ctx, a, q.Text, q.Filter, n) })
-	if r.GraphWeight > 0 {
-		gctx, cancel := ctx, context.CancelFunc(func() {})
-		if r.GraphBudget > 0 {
-			gctx, cancel = context.WithTimeout(ctx, r.GraphBudget)
-		}
-		defer cancel()
-		wg.Go(func() { graph, graphErr = s.GraphNeighbours(gctx, a, q.Text, q.Filter, n) })
-	}
 	wg.Wait()
 	if err := cmp.Or(lexErr, vecErr); err != nil {
 		return SearchResult{}, err
+	}
+	if graphDone != nil {
+		var g graphResult
+		select {
+		case g = <-graphDone: // answered while the others ran: always taken
+		default:
+			select {
+			case g = <-graphDone:
+			case <-graphLate:
+				g.err = context.DeadlineExceeded
+			}
+		}
+		graph, graphErr = g.hits, g.err
 	}
 	res := SearchResult{Mode: ModeHybrid}
 	if reason != "" {

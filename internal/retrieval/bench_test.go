@@ -63,20 +63,63 @@ type gen struct{ r *rand.Rand }
 
 func (g gen) pick(ws []string) string { return ws[g.r.IntN(len(ws))] }
 
-func (g gen) content(i int) string {
-	return fmt.Sprintf("The %s %s uses %s; we %s the %s every %d minutes for %s, and %s %s on failure (note %d).",
-		g.pick(services), g.pick(parts), g.pick(techs), g.pick(verbs), g.pick(parts), 1+g.r.IntN(60),
-		g.pick(reasons), g.pick(verbs), g.pick(parts), i)
+// vocabulary is 8,000 made-up identifiers and terms (service, table, flag
+// names …); texts draw from it Zipf-distributed, so a query word matches
+// from a few to a few thousand of 100,000 memories, as in a real team's
+// notes, instead of a fixed fraction of them.
+var vocabulary = func() []string {
+	syl := strings.Fields("ka lo mi nu pe ra si to vu xe ba co di fu ga he ji ke la mo ne pi qu re so ti ul va we yo za")
+	r := rand.New(rand.NewPCG(11, 12))
+	seen := map[string]bool{}
+	var out []string
+	for len(out) < 8000 {
+		w := syl[r.IntN(len(syl))] + syl[r.IntN(len(syl))] + syl[r.IntN(len(syl))]
+		if r.IntN(3) == 0 {
+			w += syl[r.IntN(len(syl))]
+		}
+		if !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out
+}()
+
+// docWords are the vocabulary words of memory i, the same every time.
+func docWords(i int) []string {
+	r := rand.New(rand.NewPCG(uint64(i), 99))
+	z := rand.NewZipf(r, 1.07, 4, uint64(len(vocabulary)-1))
+	ws := make([]string, 8+r.IntN(10))
+	for j := range ws {
+		ws[j] = vocabulary[z.Uint64()]
+	}
+	return ws
 }
 
-func (g gen) query() string {
+func (g gen) content(i int) string {
+	ws := docWords(i)
+	return fmt.Sprintf("The %s %s uses %s for %s: %s. We %s it every %d minutes because of %s.",
+		g.pick(services), g.pick(parts), g.pick(techs), strings.Join(ws[:len(ws)/2], " "), strings.Join(ws[len(ws)/2:], " "),
+		g.pick(verbs), 1+g.r.IntN(60), g.pick(reasons))
+}
+
+// query is three or four words of a random memory's, with a question's
+// words around them (not the words every generated memory has: a query
+// of "uses" ranks all 100,000 by BM25, which measures FTS5 on a word no
+// real query needs, at about 90 ms).
+func (g gen) query(n int) string {
+	ws := docWords(g.r.IntN(n))
+	q := make([]string, 0, 4)
+	for range 3 + g.r.IntN(2) {
+		q = append(q, ws[g.r.IntN(len(ws))])
+	}
 	switch g.r.IntN(3) {
 	case 0:
-		return "how do we " + g.pick(verbs) + " the " + g.pick(services) + " " + g.pick(parts)
+		return "how do we handle " + strings.Join(q, " ")
 	case 1:
-		return g.pick(techs) + " " + g.pick(parts) + " " + g.pick(reasons)
+		return strings.Join(q, " ") + " " + g.pick(reasons)
 	}
-	return "why does " + g.pick(services) + " use " + g.pick(techs)
+	return "why is " + strings.Join(q, " ") + " in " + g.pick(services)
 }
 
 // benchWorld is a store seeded with n memories of one org (a hundred
@@ -233,7 +276,7 @@ func BenchmarkRetrieval(b *testing.B) {
 						var lat []time.Duration
 						hits := 0
 						for b.Loop() {
-							q := memory.SearchQuery{Text: g.query(), Limit: 10, Mode: mode}
+							q := memory.SearchQuery{Text: g.query(benchN()), Limit: 10, Mode: mode}
 							start := time.Now()
 							res, err := svc.Search(ctx, q, memory.ViaMCP)
 							lat = append(lat, time.Since(start))

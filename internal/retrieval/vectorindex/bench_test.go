@@ -1,9 +1,10 @@
 package vectorindex
 
 // Benchmarks that chose the exact scan over HNSW (hnsw_test.go), at 10k,
-// 100k and 1M vectors of the built-in embedder's dimension (256):
+// 100k and 1M vectors of the built-in embedder's dimension (384):
 //
-//	go test ./internal/retrieval/vectorindex -run '^$' -bench . -benchtime 200x -timeout 60m
+//	go test ./internal/retrieval/vectorindex -run '^$' -bench Build -benchtime 1x -timeout 60m
+//	go test ./internal/retrieval/vectorindex -run '^$' -bench Search -benchtime 300x -timeout 60m
 //
 // BenchmarkBuild reports the time to load n vectors and the bytes held;
 // BenchmarkSearch the latency of one search (p50 and p99 over the run),
@@ -21,11 +22,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codingbrain/codingbrain/internal/embed"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
-// benchDim is the built-in embedder's dimension (embed.DefaultBuiltinDim).
-const benchDim = 256
+// benchDim is the built-in embedder's dimension.
+const benchDim = embed.DefaultBuiltinDim
 
 // corpus makes vectors shaped like the built-in embedder's: each text is a
 // bag of Zipf-distributed words, each word a fixed set of hashed, signed

@@ -5,7 +5,8 @@ package vectorindex
 // same data and kernels: build time, memory, latency and recall, without
 // and with a restrictive access filter. It is not used by the server.
 //
-//	go test ./internal/retrieval/vectorindex -run '^$' -bench HNSW -benchtime 200x -timeout 60m
+//	go test ./internal/retrieval/vectorindex -run '^$' -bench HNSWBuild -benchtime 1x -timeout 60m
+//	go test ./internal/retrieval/vectorindex -run '^$' -bench HNSWSearch -benchtime 300x -timeout 60m
 
 import (
 	"container/heap"
