@@ -63,8 +63,16 @@ func TestTwoReplicas(t *testing.T) {
 		if err != nil || len(hits) != 1 || hits[0].Memory.Content != changed {
 			t.Fatalf("search on B after the update on A: %+v, %v", hits, err)
 		}
-		if res, err := cb.Search(ctx, client.SearchRequest{Query: "exponential"}); err != nil || len(res.Hits) != 0 {
-			t.Errorf("B still finds the old content: %+v, %v", res.Hits, err)
+		// Hybrid search may still return the memory for a similar query
+		// (by its vector), but only ever with its current content.
+		res, err = cb.Search(ctx, client.SearchRequest{Query: "exponential"})
+		if err != nil {
+			t.Fatalf("search on B for the old wording: %v", err)
+		}
+		for _, h := range res.Hits {
+			if strings.Contains(h.Memory.Content, "exponential") {
+				t.Errorf("B still serves the old content: %q", h.Memory.Content)
+			}
 		}
 
 		if _, err := cb.Delete(ctx, m.ID); err != nil {
