@@ -14,7 +14,8 @@ package retrieval_test
 // is seeded once per store whatever is picked.)
 //
 // RETRIEVAL_BENCH_N sets the number of memories (default 100000);
-// RETRIEVAL_BENCH_DIR keeps the SQLite database there.
+// RETRIEVAL_BENCH_DIR keeps the SQLite database there;
+// RETRIEVAL_BENCH_RANKING tunes search as serve's --search-ranking.
 
 import (
 	"context"
@@ -267,7 +268,11 @@ func BenchmarkRetrieval(b *testing.B) {
 			})
 			v, _ := w.load(b)
 			defer v.Close()
-			svc := memory.NewService(w.st, memory.Options{Vectors: v})
+			ranking, err := memory.ParseRanking(os.Getenv("RETRIEVAL_BENCH_RANKING"), memory.DefaultRanking())
+			if err != nil {
+				b.Fatal(err)
+			}
+			svc := memory.NewService(w.st, memory.Options{Vectors: v, Ranking: ranking})
 			for _, mode := range []memory.SearchMode{memory.ModeHybrid, memory.ModeLexical, memory.ModeVector} {
 				for _, who := range []string{"org", "team"} {
 					b.Run(fmt.Sprintf("search/mode=%s/access=%s", mode, who), func(b *testing.B) {
