@@ -29,7 +29,10 @@
 //     create, update, state change and delete, of every org (the feed is not
 //     filtered by access: it is for in-process derived data only), in Seq
 //     order, limit at a time; writes that change nothing (a duplicate add, a
-//     rejected update) are not changes; an empty page keeps the cursor.
+//     rejected update) are not changes; an empty page keeps the cursor;
+//   - Lookup (memory.Lookup) returns, of the ids asked for, only memories
+//     the caller may see and the filter keeps; MemoriesOf reads memories of
+//     every org, in any state, by (org, id), in key order.
 package storetest
 
 import (
@@ -88,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) memory.Store) {
 		{"Audit", testAudit},
 		{"Graph", testGraph},
 		{"Embeddings", testEmbeddings},
+		{"Lookup", testLookup},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
