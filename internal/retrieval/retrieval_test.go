@@ -2,6 +2,7 @@ package retrieval_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/embed"
+	"github.com/codingbrain/codingbrain/internal/httpapi"
 	"github.com/codingbrain/codingbrain/internal/memory"
 	"github.com/codingbrain/codingbrain/internal/pgtest"
 	"github.com/codingbrain/codingbrain/internal/retrieval"
@@ -404,5 +406,59 @@ func TestLoadAtStart(t *testing.T) {
 	}
 	if slices.ContainsFunc(hits, func(h memory.VectorHit) bool { return h.ID == ids[0] }) {
 		t.Fatal("a deleted memory was loaded")
+	}
+}
+
+// TestRESTSaysDegraded: through POST /api/v1/search, a search while the
+// embedder is down answers 200 with the lexical hits, mode hybrid,
+// degraded and a reason; explain carries each source's rank; a vector
+// search says it ran lexical; an unknown mode is a 400 naming the field.
+func TestRESTSaysDegraded(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	emb, err := embed.NewHTTP(embed.HTTPConfig{URL: down.URL, Model: "down", Dim: 8, MaxRetries: -1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newSQLite(t)
+	svc := memory.NewService(st, memory.Options{Vectors: vectors(t, emb, st)})
+	dev := auth.Principal{Subject: "dev", OrgID: "local", Scopes: auth.AllScopes, Grants: []string{"org:local"}, App: "dev"}
+	m := add(t, svc, auth.WithPrincipal(context.Background(), dev), memory.Input{Content: "Payments retries use exponential backoff."})
+	api := httptest.NewServer(httpapi.New(svc, httpapi.Options{DevPrincipal: &dev}))
+	defer api.Close()
+
+	post := func(body string) (int, map[string]any) {
+		t.Helper()
+		res, err := http.Post(api.URL+"/api/v1/search", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, out
+	}
+	code, out := post(`{"query": "payments backoff", "explain": true}`)
+	hits, _ := out["hits"].([]any)
+	if code != 200 || out["mode"] != "hybrid" || out["degraded"] != true || !strings.Contains(fmt.Sprint(out["reason"]), "embedder") || len(hits) != 1 {
+		t.Fatalf("hybrid while the embedder is down: %d %v", code, out)
+	}
+	hit := hits[0].(map[string]any)
+	if hit["memory"].(map[string]any)["id"] != m.ID {
+		t.Errorf("hit %v", hit)
+	}
+	sources := hit["explain"].(map[string]any)["sources"].([]any)
+	if s := sources[0].(map[string]any); s["source"] != "lexical" || s["rank"] != 1.0 {
+		t.Errorf("explain sources %v", sources)
+	}
+	if code, out := post(`{"query": "payments backoff", "mode": "vector"}`); code != 200 || out["mode"] != "lexical" || out["degraded"] != true {
+		t.Errorf("vector while the embedder is down: %d %v", code, out)
+	}
+	if code, out := post(`{"query": "payments backoff", "mode": "semantic"}`); code != 400 || !strings.Contains(fmt.Sprint(out), "mode") {
+		t.Errorf("unknown mode: %d %v", code, out)
 	}
 }
