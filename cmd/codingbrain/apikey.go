@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -53,59 +52,7 @@ func apikeyCommands(e env) map[string]memoryCmd {
 
 // runAPIKey is the command-line client of the API-key admin routes.
 func runAPIKey(ctx context.Context, args []string, e env) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, apikeyUsage)
-		return errUsage
-	}
-	name, rest := args[0], args[1:]
-	if name == "help" || name == "-h" || name == "--help" {
-		fmt.Fprint(e.stdout, apikeyUsage)
-		return nil
-	}
-	cmd, ok := apikeyCommands(e)[name]
-	if !ok {
-		fmt.Fprintf(e.stderr, "unknown apikey command %q\n\n%s", name, apikeyUsage)
-		return errUsage
-	}
-	fs := flag.NewFlagSet("apikey "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: codingbrain apikey %s %s[flags]\n\n%s\n\nFlags:\n", name, cmd.args, cmd.about)
-		fs.PrintDefaults()
-	}
-	var g globalFlags
-	g.register(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs)
-	}
-	pos, err := parseInterspersed(fs, rest)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return errUsage
-	}
-	if len(pos) != cmd.nargs {
-		fmt.Fprintf(e.stderr, "apikey %s: want %d argument(s), got %d\n", name, cmd.nargs, len(pos))
-		fs.Usage()
-		return errUsage
-	}
-	c, err := g.client(e)
-	if err != nil {
-		return fmt.Errorf("apikey %s: %w", name, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	if err := cmd.run(ctx, c, &output{w: e.stdout, json: g.json}, pos); err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(e.stderr, "apikey %s: %s\n", name, ue)
-			fs.Usage()
-			return errUsage
-		}
-		return err
-	}
-	return nil
+	return runClientCommand(ctx, "apikey", apikeyUsage, apikeyCommands(e), args, e)
 }
 
 // words is a flag of space- or comma-separated words, repeatable.

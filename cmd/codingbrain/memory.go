@@ -47,25 +47,32 @@ type memoryCmd struct {
 
 // runMemory is the command-line client of the REST API.
 func runMemory(ctx context.Context, args []string, e env) error {
+	return runClientCommand(ctx, "memory", memoryUsage, memoryCommands(e), args, e)
+}
+
+// runClientCommand runs one subcommand of a group of REST client commands
+// (memory, apikey): it parses the shared and the command's own flags,
+// checks the argument count, builds the client and runs the command.
+func runClientCommand(ctx context.Context, group, usage string, commands map[string]memoryCmd, args []string, e env) error {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, memoryUsage)
+		fmt.Fprint(e.stderr, usage)
 		return errUsage
 	}
 	name, rest := args[0], args[1:]
 	if name == "help" || name == "-h" || name == "--help" {
-		fmt.Fprint(e.stdout, memoryUsage)
+		fmt.Fprint(e.stdout, usage)
 		return nil
 	}
-	cmd, ok := memoryCommands(e)[name]
+	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(e.stderr, "unknown memory command %q\n\n%s", name, memoryUsage)
+		fmt.Fprintf(e.stderr, "unknown %s command %q\n\n%s", group, name, usage)
 		return errUsage
 	}
 
-	fs := flag.NewFlagSet("memory "+name, flag.ContinueOnError)
+	fs := flag.NewFlagSet(group+" "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: codingbrain memory %s %s[flags]\n\n%s\n\nFlags:\n", name, cmd.args, cmd.about)
+		fmt.Fprintf(e.stderr, "Usage: codingbrain %s %s %s[flags]\n\n%s\n\nFlags:\n", group, name, cmd.args, cmd.about)
 		fs.PrintDefaults()
 	}
 	var g globalFlags
@@ -81,20 +88,20 @@ func runMemory(ctx context.Context, args []string, e env) error {
 		return errUsage // the flag package printed the problem and the usage
 	}
 	if len(pos) != cmd.nargs {
-		fmt.Fprintf(e.stderr, "memory %s: want %d argument(s) (%s), got %d\n", name, cmd.nargs, strings.TrimSpace(cmd.args), len(pos))
+		fmt.Fprintf(e.stderr, "%s %s: want %d argument(s) (%s), got %d\n", group, name, cmd.nargs, strings.TrimSpace(cmd.args), len(pos))
 		fs.Usage()
 		return errUsage
 	}
 	c, err := g.client(e)
 	if err != nil {
-		return fmt.Errorf("memory %s: %w", name, err)
+		return fmt.Errorf("%s %s: %w", group, name, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	if err := cmd.run(ctx, c, &output{w: e.stdout, json: g.json}, pos); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(e.stderr, "memory %s: %s\n", name, ue)
+			fmt.Fprintf(e.stderr, "%s %s: %s\n", group, name, ue)
 			fs.Usage()
 			return errUsage
 		}
