@@ -39,6 +39,7 @@ Usage:
   codingbrain audit verify [flags]   check the audit log's hash chain in the database
   codingbrain reindex [flags]        embed every memory that lacks a current embedding (resumable)
   codingbrain bench retrieval        measure search quality and latency on a labelled data set
+  codingbrain healthcheck            exit 0 when the local server is ready (the image's HEALTHCHECK)
   codingbrain version                print version information
 
 Run "codingbrain <command> -h" for the flags of a command.
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runReindex(ctx, rest, e)
 	case "bench":
 		return runBench(ctx, rest, e)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, e)
 	case "version", "--version", "-v":
 		return runVersion(e)
 	case "help", "-h", "--help":
