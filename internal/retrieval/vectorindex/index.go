@@ -38,9 +38,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/retrieval/filter"
 )
 
 // Hit is a memory the index found and the cosine similarity of its vector
@@ -126,7 +126,7 @@ func (ix *Index) Upsert(m memory.Memory, vec []float32) error {
 	}
 	c := sh.chunks[l.chunk]
 	c.ids[l.off] = m.ID
-	c.hot[l.off], c.meta[l.off] = sh.metaOf(m)
+	c.hot[l.off], c.meta[l.off] = sh.dicts.Fields(m)
 	c.put(int(l.off), ix.pdim, vec)
 	return nil
 }
@@ -147,7 +147,7 @@ func (ix *Index) SetFields(m memory.Memory) bool {
 	l, ok := sh.pos[m.ID]
 	if ok {
 		c := sh.chunks[l.chunk]
-		c.hot[l.off], c.meta[l.off] = sh.metaOf(m)
+		c.hot[l.off], c.meta[l.off] = sh.dicts.Fields(m)
 	}
 	return ok
 }
@@ -189,9 +189,9 @@ func (ix *Index) Bytes() int64 {
 		sh.mu.RLock()
 		for _, c := range sh.chunks {
 			b += int64(len(c.slab.codes)) + 4*int64(len(c.slab.vals)) + int64(cap(c.ids))*(16+26) +
-				int64(cap(c.meta))*metaSize + 8*int64(cap(c.hot)) + 3*4*int64(cap(c.scale))
-			for _, m := range c.meta[:c.n] {
-				b += 4 * int64(cap(m.tags))
+				8*int64(cap(c.hot)) + 3*4*int64(cap(c.scale))
+			for i := range c.meta {
+				b += c.meta[i].Bytes()
 			}
 		}
 		b += int64(len(sh.pos)) * 64
@@ -249,7 +249,7 @@ func (ix *Index) Search(a memory.Access, f memory.Filter, q []float32, k int) ([
 	}
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	p, ok := sh.compile(a, f)
+	p, ok := sh.dicts.Compile(a, f)
 	if !ok {
 		return []Hit{}, Stats{Exact: true}, nil
 	}
@@ -267,15 +267,12 @@ type shard struct {
 	mu     sync.RWMutex
 	chunks []*chunk
 	pos    map[string]loc
-	// Dictionaries of the strings filters compare, so entries hold small
-	// integers: access entities, and terms (entity, artifact ref, app, tag
-	// keys and key=value pairs). 0 is "" in both.
-	entities dict
-	terms    dict
+	// dicts number the strings filters compare.
+	dicts *filter.Dicts
 }
 
 func newShard() *shard {
-	return &shard{pos: map[string]loc{}, entities: newDict(), terms: newDict()}
+	return &shard{pos: map[string]loc{}, dicts: filter.NewDicts()}
 }
 
 // chunk is a run of vectors: entries 0..n-1 are in use.
@@ -283,7 +280,7 @@ type chunk struct {
 	n    int
 	ids  []string
 	hot  []uint64 // the fields every search reads, packed (see pack)
-	meta []meta
+	meta []filter.Meta
 	slab slab
 	// Per vector: the scale of its codes, the norm of its quantization
 	// error and the norm of its dequantized value.
@@ -299,7 +296,7 @@ const (
 
 func newChunk(capacity, pdim int) *chunk {
 	return &chunk{
-		ids: make([]string, capacity), hot: make([]uint64, capacity), meta: make([]meta, capacity),
+		ids: make([]string, capacity), hot: make([]uint64, capacity), meta: make([]filter.Meta, capacity),
 		slab:  newSlab(capacity, pdim),
 		scale: make([]float32, capacity), qerr: make([]float32, capacity), qnorm: make([]float32, capacity),
 	}
@@ -340,7 +337,7 @@ func (sh *shard) remove(id string, pdim int) bool {
 		copy(dst.slab.vals[d*pdim:(d+1)*pdim], lastC.slab.vals[o*pdim:(o+1)*pdim])
 		sh.pos[dst.ids[d]] = l
 	}
-	lastC.ids[lastOff], lastC.hot[lastOff], lastC.meta[lastOff] = "", 0, meta{}
+	lastC.ids[lastOff], lastC.hot[lastOff], lastC.meta[lastOff] = "", 0, filter.Meta{}
 	lastC.n--
 	if lastC.n == 0 {
 		lastC.slab.free()
@@ -430,7 +427,7 @@ type cand struct {
 
 // scanner is one worker's state.
 type scanner struct {
-	p     *pred
+	p     *filter.Pred
 	q     *query
 	pdim  int
 	k     int
@@ -441,7 +438,7 @@ type scanner struct {
 	seen  int
 }
 
-func (ix *Index) scan(sh *shard, p *pred, q *query, k int) ([]Hit, Stats, error) {
+func (ix *Index) scan(sh *shard, p *filter.Pred, q *query, k int) ([]Hit, Stats, error) {
 	var spans []span
 	total := 0
 	for _, c := range sh.chunks {
@@ -517,7 +514,7 @@ func (s *scanner) span(sp span) {
 	c := sp.c
 	vis := s.vis[:0]
 	for i := sp.lo; i < sp.hi; i++ {
-		if s.p.match(c.hot[i], &c.meta[i]) {
+		if s.p.Match(c.hot[i], &c.meta[i]) {
 			vis = append(vis, i)
 		}
 	}
@@ -595,12 +592,4 @@ func heapDown(h []float32, i int) {
 		h[m], h[i] = h[i], h[m]
 		i = m
 	}
-}
-
-// unixNano is t in nanoseconds, or def for nil.
-func unixNano(t *time.Time, def int64) int64 {
-	if t == nil {
-		return def
-	}
-	return t.UnixNano()
 }

@@ -1,41 +1,51 @@
-package vectorindex
+// Package filter is what the in-process indexes of retrieval (the vector
+// index and the lexical index) keep of a memory besides what they rank by:
+// the fields access and search filters read, as small integers, and the
+// compiled predicate every index applies to each memory before it ranks, so
+// that a visible match is never crowded out by invisible ones. It mirrors
+// the stores' WHERE clauses (internal/store/*/query.go).
+package filter
 
 import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
-// What the index keeps of a memory besides its vector are the fields
-// access and filters read, as small integers. Those every search reads are
-// packed in one word (the hot word), so that the scan reads 8 bytes per
-// memory for them:
+// What an index keeps of a memory are the fields access and filters read,
+// as small integers. Those every search reads are packed in one word (the
+// hot word), so that a scan reads 8 bytes per memory for them:
 //
-//	bits  0-31  access entity, in shard.entities
+//	bits  0-31  access entity, in Dicts.entities
 //	bits 32-35  state: index in memory.States
 //	bits 36-39  category: 0 for none, else 1 + index in memory.Categories
 //	bits 40-43  scope: index in memory.Scopes
 //
-// The others are in meta, read only by searches that filter on them.
+// The others are in Meta, read only by searches that filter on them.
 func pack(entity uint32, state, category, scope uint8) uint64 {
 	return uint64(entity) | uint64(state)<<32 | uint64(category)<<36 | uint64(scope)<<40
 }
 
-// meta holds the fields only some filters read.
-type meta struct {
-	subject   uint32 // the memory's entity field, in shard.terms
-	artifact  uint32 // artifact ref, in shard.terms
-	app       uint32 // in shard.terms
+// Meta holds the fields only some filters read.
+type Meta struct {
+	subject   uint32 // the memory's entity field, in Dicts.terms
+	artifact  uint32 // artifact ref, in Dicts.terms
+	app       uint32 // in Dicts.terms
 	created   int64  // unix nanoseconds
 	validFrom int64  // math.MinInt64 when unset
 	validTo   int64  // math.MaxInt64 when unset
 	tags      []uint32
 }
 
-const metaSize = int64(unsafe.Sizeof(meta{}))
+// metaSize is the size of a Meta without its tags.
+const metaSize = int64(unsafe.Sizeof(Meta{}))
+
+// Bytes is the memory m holds.
+func (m *Meta) Bytes() int64 { return metaSize + 4*int64(cap(m.tags)) }
 
 // unknown is the code of an enum value the index does not know (every
 // list has fewer than 15 values); only "no filter" lets it through.
@@ -57,8 +67,21 @@ func subjectTerm(s string) string  { return "e\x00" + s }
 func artifactTerm(s string) string { return "r\x00" + s }
 func appTerm(s string) string      { return "a\x00" + s }
 
-func (sh *shard) metaOf(m memory.Memory) (uint64, meta) {
-	md := meta{
+// Dicts are one org's dictionaries of the strings filters compare, so
+// entries hold small integers: access entities, and terms (entity, artifact
+// ref, app, tag keys and key=value pairs). 0 is "" in both. They only
+// grow. Dicts are not safe for concurrent use: the index guards them.
+type Dicts struct {
+	entities dict
+	terms    dict
+}
+
+// NewDicts returns empty dictionaries.
+func NewDicts() *Dicts { return &Dicts{entities: newDict(), terms: newDict()} }
+
+// Fields returns the hot word and the Meta of m.
+func (d *Dicts) Fields(m memory.Memory) (uint64, Meta) {
+	md := Meta{
 		created:   m.CreatedAt.UnixNano(),
 		validFrom: unixNano(m.ValidFrom, math.MinInt64),
 		validTo:   unixNano(m.ValidTo, math.MaxInt64),
@@ -70,22 +93,22 @@ func (sh *shard) metaOf(m memory.Memory) (uint64, meta) {
 			category = c + 1
 		}
 	}
-	hot := pack(sh.entities.id(m.AccessEntity), code(m.State, memory.States), category, code(m.Scope, memory.Scopes))
+	hot := pack(d.entities.id(m.AccessEntity), code(m.State, memory.States), category, code(m.Scope, memory.Scopes))
 	if m.Entity != "" {
-		md.subject = sh.terms.id(subjectTerm(m.Entity))
+		md.subject = d.terms.id(subjectTerm(m.Entity))
 	}
 	if m.ArtifactRef != "" {
-		md.artifact = sh.terms.id(artifactTerm(m.ArtifactRef))
+		md.artifact = d.terms.id(artifactTerm(m.ArtifactRef))
 	}
 	if m.App != "" {
-		md.app = sh.terms.id(appTerm(m.App))
+		md.app = d.terms.id(appTerm(m.App))
 	}
 	if len(m.Tags) > 0 {
 		md.tags = make([]uint32, 0, 2*len(m.Tags))
 		for k, v := range m.Tags {
-			md.tags = append(md.tags, sh.terms.id(tagKey(k)))
+			md.tags = append(md.tags, d.terms.id(tagKey(k)))
 			if s, ok := v.(string); ok {
-				md.tags = append(md.tags, sh.terms.id(tagValue(k, s)))
+				md.tags = append(md.tags, d.terms.id(tagValue(k, s)))
 			}
 		}
 		slices.Sort(md.tags)
@@ -117,9 +140,8 @@ func (d *dict) lookup(s string) (uint32, bool) {
 	return id, ok
 }
 
-// pred is an Access and a Filter compiled against one shard's
-// dictionaries.
-type pred struct {
+// Pred is an Access and a Filter compiled against one org's dictionaries.
+type Pred struct {
 	allowed                   []bool // by access entity id
 	states, categories, scope uint16 // bit per code
 	subject, artifact, app    uint32 // 0: any
@@ -128,23 +150,23 @@ type pred struct {
 	createdBefore             int64 // exclusive
 	validAt                   int64
 	hasValidAt                bool
-	cold                      bool // whether match must read meta
+	cold                      bool // whether Match must read Meta
 }
 
-// compile turns a and f into a predicate, or reports that nothing can
-// match (a name the shard has never seen, no grants). It mirrors the
-// stores' WHERE clauses (internal/store/*/query.go): the org is the shard;
-// the access entity is one of a.Entities or strictly extends one of
-// a.Prefixes; empty States means every state but deleted; tag "key" needs
+// Compile turns a and f into a predicate, or reports that nothing can
+// match (a name the dictionaries have never seen, no grants). It mirrors
+// the stores' WHERE clauses (internal/store/*/query.go): the org is that of
+// the Dicts (an index keeps one per org); the access entity is one of
+// a.Entities or strictly extends one of a.Prefixes; empty States means every state but deleted; tag "key" needs
 // the key, "key=value" the key with that string value.
-func (sh *shard) compile(a memory.Access, f memory.Filter) (pred, bool) {
-	p := pred{
-		allowed:       make([]bool, len(sh.entities.names)),
+func (d *Dicts) Compile(a memory.Access, f memory.Filter) (Pred, bool) {
+	p := Pred{
+		allowed:       make([]bool, len(d.entities.names)),
 		createdAfter:  math.MinInt64,
 		createdBefore: math.MaxInt64,
 	}
 	any := false
-	for id, e := range sh.entities.names {
+	for id, e := range d.entities.names {
 		if id > 0 && a.Allows(e) && (f.AccessEntity == "" || e == f.AccessEntity) {
 			p.allowed[id] = true
 			any = true
@@ -192,7 +214,7 @@ func (sh *shard) compile(a memory.Access, f memory.Filter) (pred, bool) {
 		if t.value == "" {
 			continue
 		}
-		id, ok := sh.terms.lookup(t.term(t.value))
+		id, ok := d.terms.lookup(t.term(t.value))
 		if !ok {
 			return p, false
 		}
@@ -204,7 +226,7 @@ func (sh *shard) compile(a memory.Access, f memory.Filter) (pred, bool) {
 		if hasValue {
 			term = tagValue(key, value)
 		}
-		id, ok := sh.terms.lookup(term)
+		id, ok := d.terms.lookup(term)
 		if key == "" || !ok {
 			return p, false
 		}
@@ -220,8 +242,8 @@ func (sh *shard) compile(a memory.Access, f memory.Filter) (pred, bool) {
 	return p, true
 }
 
-// match reports whether an entry passes the predicate.
-func (p *pred) match(hot uint64, m *meta) bool {
+// Match reports whether an entry passes the predicate.
+func (p *Pred) Match(hot uint64, m *Meta) bool {
 	if e := uint32(hot); int(e) >= len(p.allowed) || !p.allowed[e] ||
 		p.states&(1<<(hot>>32&15)) == 0 || p.categories&(1<<(hot>>36&15)) == 0 || p.scope&(1<<(hot>>40&15)) == 0 {
 		return false
@@ -246,4 +268,12 @@ func (p *pred) match(hot uint64, m *meta) bool {
 		}
 	}
 	return true
+}
+
+// unixNano is t in nanoseconds, or def for nil.
+func unixNano(t *time.Time, def int64) int64 {
+	if t == nil {
+		return def
+	}
+	return t.UnixNano()
 }
