@@ -92,13 +92,17 @@ const (
 	// restored (planned).
 	ActionBackupCreate  Action = "backup.create"
 	ActionBackupRestore Action = "backup.restore"
+	// ActionMemoryExport and ActionMemoryImport: a caller exported or
+	// imported memories (GET /api/v1/export, POST /api/v1/import).
+	ActionMemoryExport Action = "memory.export"
+	ActionMemoryImport Action = "memory.import"
 )
 
 // Actions lists every action.
 var Actions = []Action{
 	ActionAuthFailure, ActionAccessForbidden, ActionSessionHijack, ActionMemoryDelete,
 	ActionAPIKeyCreate, ActionAPIKeyRevoke, ActionGDPRExport, ActionGDPRErase,
-	ActionBackupCreate, ActionBackupRestore,
+	ActionBackupCreate, ActionBackupRestore, ActionMemoryExport, ActionMemoryImport,
 }
 
 // Outcomes.
