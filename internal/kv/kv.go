@@ -43,7 +43,10 @@ type Store interface {
 
 // Decision is the outcome of Store.Allow.
 type Decision struct {
-	Allowed    bool
-	Remaining  int
+	Allowed   bool
+	Remaining int // whole tokens left
+	// RetryAfter is how long until a token is back, when refused.
 	RetryAfter time.Duration
+	// ResetAfter is how long until the bucket is full again.
+	ResetAfter time.Duration
 }

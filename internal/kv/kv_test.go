@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +77,9 @@ func contract(t *testing.T, s kv.Store, advance func(time.Duration)) {
 		if err != nil || d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > 250*time.Millisecond {
 			t.Fatalf("4th request: %+v %v; want refused with retry ≤ 200ms", d, err)
 		}
+		if d.Remaining != 0 || d.ResetAfter <= 400*time.Millisecond || d.ResetAfter > 600*time.Millisecond {
+			t.Fatalf("4th request: %+v; want 0 remaining and the bucket full again in about 600ms", d)
+		}
 		if d, _ := s.Allow(ctx, "other-bucket", 5, 3); !d.Allowed {
 			t.Fatal("an independent bucket was limited")
 		}
@@ -132,5 +136,61 @@ func TestValkeyOutage(t *testing.T) {
 	}
 	if ok, err := s.SetNX(ctx, "jti", []byte("1"), time.Minute); err != nil || !ok {
 		t.Fatalf("setnx after restart: %v %v", ok, err)
+	}
+}
+
+// TestValkeyBreaker: after Failures consecutive unreachable calls the
+// circuit opens and calls fail at once with ErrUnavailable, without asking
+// the server; after the cooldown a call that reaches the server closes it.
+func TestValkeyBreaker(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.New(t)
+	var mu sync.Mutex
+	var changes []string
+	opts := kv.ValkeyOptions{OnStateChange: func(from, to string) {
+		mu.Lock()
+		changes = append(changes, from+">"+to)
+		mu.Unlock()
+	}}
+	opts.Breaker.Failures = 3
+	opts.Breaker.Cooldown = 50 * time.Millisecond
+	s, err := kv.NewValkeyWith(srv.URL(), "test:", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Get(ctx, "absent"); !errors.Is(err, kv.ErrMiss) {
+		t.Fatalf("get of an absent key: %v", err)
+	}
+	if s.State() != "closed" {
+		t.Fatalf("state %s after a miss, want closed (a miss is an answer)", s.State())
+	}
+	srv.Stop()
+	for i := range 3 {
+		if err := s.Set(ctx, "k", []byte("v"), 0); !errors.Is(err, kv.ErrUnavailable) || strings.Contains(err.Error(), "circuit open") {
+			t.Fatalf("set %d while down: %v, want ErrUnavailable from the server", i, err)
+		}
+	}
+	if s.State() != "open" {
+		t.Fatalf("state %s after 3 failures, want open", s.State())
+	}
+	_, err = s.Allow(ctx, "bucket", 1, 1)
+	if !errors.Is(err, kv.ErrUnavailable) || !strings.Contains(err.Error(), "circuit open") {
+		t.Fatalf("allow while open: %v, want ErrUnavailable: circuit open", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Polls until the cooldown has passed and a trial call succeeds.
+	for s.Set(ctx, "k", []byte("v"), 0) != nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.State() != "closed" {
+		t.Fatalf("state %s after a successful trial, want closed", s.State())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(changes, " "); got != "closed>open open>half-open half-open>closed" {
+		t.Fatalf("state changes %q", got)
 	}
 }

@@ -135,6 +135,7 @@ func (m *Memory) Allow(_ context.Context, key string, rate float64, burst int) (
 		d.RetryAfter = time.Duration((1 - b.tokens) / rate * float64(time.Second))
 	}
 	d.Remaining = int(b.tokens)
+	d.ResetAfter = time.Duration((float64(burst) - b.tokens) / rate * float64(time.Second))
 	m.buckets[key] = b
 	return d, nil
 }

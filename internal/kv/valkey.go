@@ -6,21 +6,51 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
 )
 
 // Valkey is the Store on a Valkey or Redis server, shared by replicas.
+//
+// Every call except Ping goes through a circuit breaker: after
+// Breaker.Failures consecutive calls that could not reach the server, calls
+// fail at once with ErrUnavailable ("circuit open") for Breaker.Cooldown,
+// then one trial call is let through and a success closes the circuit. A
+// reply from the server, even an error reply, counts as reachable. Ping
+// always asks the server, so that health checks report the server itself.
 type Valkey struct {
 	c      *redis.Client
 	prefix string
+	cb     *gobreaker.CircuitBreaker[struct{}]
+	rate   *redis_rate.Limiter
 }
 
 var _ Store = (*Valkey)(nil)
+
+// ValkeyOptions tune NewValkeyWith; the zero value is the defaults.
+type ValkeyOptions struct {
+	// Breaker opens after Failures consecutive unreachable calls (default
+	// 5) and tries again after Cooldown (default 5s).
+	Breaker struct {
+		Failures uint32
+		Cooldown time.Duration
+	}
+	// OnStateChange, if set, hears the breaker's changes of state
+	// ("closed", "half-open", "open"), for logs and metrics.
+	OnStateChange func(from, to string)
+}
 
 // NewValkey connects to the server at url (redis://[:password@]host:port/db
 // or rediss:// for TLS). Keys are prefixed with prefix. The connection is
 // made lazily; use Ping to check it.
 func NewValkey(url, prefix string) (*Valkey, error) {
+	return NewValkeyWith(url, prefix, ValkeyOptions{})
+}
+
+// NewValkeyWith is NewValkey with the breaker's settings and a listener
+// for its changes of state.
+func NewValkeyWith(url, prefix string, o ValkeyOptions) (*Valkey, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse valkey url: %w", err)
@@ -29,20 +59,59 @@ func NewValkey(url, prefix string) (*Valkey, error) {
 	opts.ReadTimeout = time.Second
 	opts.WriteTimeout = time.Second
 	opts.MaxRetries = 1
-	return &Valkey{c: redis.NewClient(opts), prefix: prefix}, nil
+	if o.Breaker.Failures == 0 {
+		o.Breaker.Failures = 5
+	}
+	if o.Breaker.Cooldown <= 0 {
+		o.Breaker.Cooldown = 5 * time.Second
+	}
+	c := redis.NewClient(opts)
+	v := &Valkey{c: c, prefix: prefix, rate: redis_rate.NewLimiter(c)}
+	v.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "valkey",
+		Timeout:     o.Breaker.Cooldown,
+		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= o.Breaker.Failures },
+		IsSuccessful: func(err error) bool {
+			var reply redis.Error // redis.Nil and error replies: the server answered
+			return err == nil || errors.As(err, &reply)
+		},
+		// The caller giving up says nothing about the server.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if o.OnStateChange != nil {
+				o.OnStateChange(from.String(), to.String())
+			}
+		},
+	})
+	return v, nil
+}
+
+// State is the circuit breaker's state: "closed", "half-open" or "open".
+func (v *Valkey) State() string { return v.cb.State().String() }
+
+// do runs one call through the breaker. Its error, if any, is what f
+// returned (redis.Nil included, for the caller to branch on), or
+// ErrUnavailable while the circuit is open.
+func (v *Valkey) do(op string, f func() error) error {
+	_, err := v.cb.Execute(func() (struct{}, error) { return struct{}{}, f() })
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return fmt.Errorf("valkey %s: %w: circuit open after repeated failures", op, ErrUnavailable)
+	}
+	return err
 }
 
 // wrap marks connection failures as ErrUnavailable.
 func wrap(op string, err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
 	}
 	return fmt.Errorf("valkey %s: %w: %w", op, ErrUnavailable, err)
 }
 
 // Get implements Store.
 func (v *Valkey) Get(ctx context.Context, key string) ([]byte, error) {
-	b, err := v.c.Get(ctx, v.prefix+key).Bytes()
+	var b []byte
+	err := v.do("get", func() (err error) { b, err = v.c.Get(ctx, v.prefix+key).Bytes(); return err })
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrMiss
 	}
@@ -51,12 +120,14 @@ func (v *Valkey) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Set implements Store.
 func (v *Valkey) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return wrap("set", v.c.Set(ctx, v.prefix+key, value, ttl).Err())
+	return wrap("set", v.do("set", func() error { return v.c.Set(ctx, v.prefix+key, value, ttl).Err() }))
 }
 
 // SetNX implements Store.
 func (v *Valkey) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	err := v.c.SetArgs(ctx, v.prefix+key, value, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	err := v.do("setnx", func() error {
+		return v.c.SetArgs(ctx, v.prefix+key, value, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	})
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -75,41 +146,29 @@ func (v *Valkey) Delete(ctx context.Context, keys ...string) error {
 	for i, k := range keys {
 		full[i] = v.prefix + k
 	}
-	return wrap("delete", v.c.Del(ctx, full...).Err())
+	return wrap("delete", v.do("delete", func() error { return v.c.Del(ctx, full...).Err() }))
 }
 
-// tokenBucket refills and takes one token atomically on the server, using
-// the server's clock so that replicas with skewed clocks agree.
-// KEYS[1] bucket; ARGV[1] rate/s; ARGV[2] burst. Returns {allowed, tokens*1000, retry_ms}.
-var tokenBucket = redis.NewScript(`
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(b[1]) or burst
-local at = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-local allowed = 0
-local retry = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  retry = math.ceil((1 - tokens) / rate * 1000)
-end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, math.floor(tokens * 1000), retry}
-`)
-
-// Allow implements Store.
+// Allow implements Store with the generic cell rate algorithm of
+// redis_rate (the token bucket's equivalent, one key per bucket), run
+// atomically on the server with the server's clock so that replicas with
+// skewed clocks agree.
 func (v *Valkey) Allow(ctx context.Context, key string, rate float64, burst int) (Decision, error) {
-	r, err := tokenBucket.Run(ctx, v.c, []string{v.prefix + key}, rate, burst).Int64Slice()
+	if rate <= 0 || burst <= 0 {
+		return Decision{}, fmt.Errorf("valkey allow: rate %v and burst %d must be positive", rate, burst)
+	}
+	// One token every 1/rate seconds.
+	lim := redis_rate.Limit{Rate: 1, Burst: burst, Period: time.Duration(float64(time.Second) / rate)}
+	var r *redis_rate.Result
+	err := v.do("allow", func() (err error) { r, err = v.rate.Allow(ctx, v.prefix+key, lim); return err })
 	if err != nil {
 		return Decision{}, wrap("allow", err)
 	}
-	return Decision{Allowed: r[0] == 1, Remaining: int(r[1] / 1000), RetryAfter: time.Duration(r[2]) * time.Millisecond}, nil
+	d := Decision{Allowed: r.Allowed > 0, Remaining: r.Remaining, ResetAfter: max(r.ResetAfter, 0)}
+	if !d.Allowed {
+		d.RetryAfter = max(r.RetryAfter, 0)
+	}
+	return d, nil
 }
 
 // Ping implements Store.
