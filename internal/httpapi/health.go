@@ -15,6 +15,9 @@ type Check struct {
 	Name     string
 	Critical bool
 	Probe    func(ctx context.Context) error
+	// Public means the probe's errors name nothing secret (no host, user
+	// or database) and are shown as they are; others show only their kind.
+	Public bool
 }
 
 // depStatus is one dependency in /health/deps.
@@ -27,10 +30,23 @@ type depStatus struct {
 }
 
 type healthReport struct {
-	Status  string      `json:"status"`
-	Version string      `json:"version,omitempty"`
-	Reason  string      `json:"reason,omitempty"`
-	Deps    []depStatus `json:"deps,omitempty"`
+	Status   string          `json:"status"`
+	Version  string          `json:"version,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	Deps     []depStatus     `json:"deps,omitempty"`
+	Breakers []breakerStatus `json:"breakers,omitempty"`
+}
+
+// Breaker is a circuit breaker shown by /health/deps.
+type Breaker struct {
+	Name string
+	// State is "closed", "half-open" or "open".
+	State func() string
+}
+
+type breakerStatus struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
 }
 
 // probeTimeout bounds each dependency check; cacheFor keeps results briefly
@@ -46,13 +62,17 @@ type healthCache struct {
 	checks []Check
 	now    func() time.Time
 	log    *slog.Logger
+	onDep  func(name string, up bool)
 	mu     sync.Mutex
 	at     time.Time
 	last   []depStatus
 }
 
-func newHealthCache(checks []Check, now func() time.Time, log *slog.Logger) *healthCache {
-	return &healthCache{checks: checks, now: now, log: log}
+func newHealthCache(checks []Check, now func() time.Time, log *slog.Logger, onDep func(string, bool)) *healthCache {
+	if onDep == nil {
+		onDep = func(string, bool) {}
+	}
+	return &healthCache{checks: checks, now: now, log: log, onDep: onDep}
 }
 
 func (h *healthCache) run(ctx context.Context) []depStatus {
@@ -76,11 +96,15 @@ func (h *healthCache) run(ctx context.Context) []depStatus {
 				// kind of failure, the log has the details (which can
 				// name hosts, users and databases).
 				d.Status, d.Error = "unavailable", "unreachable"
-				if errors.Is(err, context.DeadlineExceeded) {
+				switch {
+				case errors.Is(err, context.DeadlineExceeded):
 					d.Error = "no answer within " + probeTimeout.String()
+				case c.Public:
+					d.Error = err.Error()
 				}
 				h.log.Warn("dependency check failed", "dep", c.Name, "err", err)
 			}
+			h.onDep(c.Name, err == nil)
 			out[i] = d
 		})
 	}
@@ -94,7 +118,8 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 }
 
 // ready is 200 only when the server is not draining and every critical
-// dependency answers (for the store: reachable with a current schema).
+// dependency answers (the store reachable, its schema not behind the
+// binary).
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, healthReport{Status: "unavailable", Reason: "shutting down"})
@@ -102,14 +127,20 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, d := range s.health.run(r.Context()) {
 		if d.Critical && d.Status != "ok" {
-			writeJSON(w, http.StatusServiceUnavailable, healthReport{Status: "unavailable", Reason: d.Name + " is unavailable"})
+			reason := d.Name + " is unavailable"
+			if d.Error != "unreachable" {
+				reason = d.Name + ": " + d.Error
+			}
+			writeJSON(w, http.StatusServiceUnavailable, healthReport{Status: "unavailable", Reason: reason})
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, healthReport{Status: "ok"})
 }
 
-// deps lists every dependency with status and latency; 503 when one is down.
+// deps lists every dependency with status and latency, and every circuit
+// breaker with its state; 503 when a dependency is down or the server is
+// draining.
 func (s *Server) deps(w http.ResponseWriter, r *http.Request) {
 	deps := s.health.run(r.Context())
 	rep := healthReport{Status: "ok", Deps: deps}
@@ -118,6 +149,12 @@ func (s *Server) deps(w http.ResponseWriter, r *http.Request) {
 		if d.Status != "ok" {
 			rep.Status, status = "unavailable", http.StatusServiceUnavailable
 		}
+	}
+	for _, b := range s.opts.Breakers {
+		rep.Breakers = append(rep.Breakers, breakerStatus{Name: b.Name, State: b.State()})
+	}
+	if s.draining.Load() {
+		rep.Status, rep.Reason, status = "unavailable", "shutting down", http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, rep)
 }

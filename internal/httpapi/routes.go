@@ -112,7 +112,8 @@ func (s *Server) routes() {
 	for _, rt := range Routes() {
 		handle := rt.handler
 		h := s.limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
-		s.mux.Handle(rt.Method+" "+rt.Path, s.authenticate(s.requireScopes(rt.Scopes, h)))
+		limited := s.opts.RateLimiter.Wrap(RouteClass(rt.Method, rt.Path), s.requireScopes(rt.Scopes, h))
+		s.mux.Handle(rt.Method+" "+rt.Path, s.authenticate(limited))
 	}
 	s.mux.HandleFunc("/api/", s.notFound)
 	s.mux.HandleFunc("GET /health/live", s.live)

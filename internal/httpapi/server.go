@@ -7,6 +7,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,17 @@ type Options struct {
 	MCP, SSE http.Handler
 	// Checks are the dependencies probed by /health/ready and /health/deps.
 	Checks []Check
+	// Breakers are the circuit breakers /health/deps shows.
+	Breakers []Breaker
+	// OnDependency, if set, hears the outcome of every dependency check
+	// (codingbrain_dependency_up).
+	OnDependency func(name string, up bool)
+	// RateLimiter limits requests per principal and route class; nil
+	// limits nothing. Give the MCP server the same one.
+	RateLimiter *RateLimiter
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Real-IP name the client (ClientIP); none by default.
+	TrustedProxies []netip.Prefix
 	// Resource is this server's MCP resource URI, published in the RFC 9728
 	// protected-resource metadata.
 	Resource string
@@ -106,10 +118,10 @@ func New(svc *memory.Service, opts Options) *Server {
 		opts.AuthFailureLimit = DefaultAuthFailureLimit
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
-	s.health = newHealthCache(opts.Checks, opts.Now, opts.Logger)
+	s.health = newHealthCache(opts.Checks, opts.Now, opts.Logger, opts.OnDependency)
 	s.routes()
-	s.handler = s.withRequestID(s.withLogging(s.withRecover(
-		s.withSecurityHeaders(s.withCORS(s.withAuthFailureLimit(s.mux))))))
+	s.handler = s.withClientIP(s.withRequestID(s.withLogging(s.withRecover(
+		s.withSecurityHeaders(s.withCORS(s.withDrain(s.withAuthFailureLimit(s.mux))))))))
 	return s
 }
 
@@ -117,5 +129,6 @@ func New(svc *memory.Service, opts Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Drain makes /health/ready fail so that load balancers stop sending new
-// work; call it first on shutdown.
+// work, and refuses new work with 503 (withDrain); requests in flight go
+// on. Call it first on shutdown.
 func (s *Server) Drain() { s.draining.Store(true) }
