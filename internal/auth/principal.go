@@ -59,6 +59,8 @@ const (
 	ScopeAuditRead      = "audit:read"
 	ScopeAdminRead      = "admin:read"
 	ScopeAdminWrite     = "admin:write"
+	// ScopeMetricsRead reads GET /metrics on the main listener.
+	ScopeMetricsRead = "metrics:read"
 )
 
 // AllScopes lists every scope, as given to the local admin token.
@@ -67,6 +69,7 @@ var AllScopes = []string{
 	ScopeGraphRead, ScopeGraphWrite, ScopeEntitiesRead, ScopeEntitiesWrite,
 	ScopeAppsRead, ScopeAppsWrite, ScopeStatsRead, ScopeBackupRead, ScopeBackupWrite,
 	ScopeGDPRRead, ScopeGDPRDelete, ScopeAuditRead, ScopeAdminRead, ScopeAdminWrite,
+	ScopeMetricsRead,
 }
 
 // ParseScopes splits a space-separated scope string.

@@ -218,6 +218,15 @@ func (m *Metrics) ObserveHTTP(method, route string, code int, d time.Duration) {
 	m.HTTPRequestDuration.WithLabelValues(method, route).Observe(d.Seconds())
 }
 
+// HTTPInFlightAdd moves codingbrain_http_requests_in_flight by delta (+1
+// when a request starts, -1 when it ends).
+func (m *Metrics) HTTPInFlightAdd(delta float64) {
+	if m == nil {
+		return
+	}
+	m.HTTPInFlight.Add(delta)
+}
+
 // ObserveToolCall records one MCP tool call with its outcome (OutcomeOK…).
 func (m *Metrics) ObserveToolCall(tool, outcome string, d time.Duration) {
 	if m == nil {
