@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -86,6 +87,21 @@ type Config struct {
 	// "vector=1,half_life=4380h,near_duplicate=0.95" (memory.ParseRanking
 	// names them all).
 	SearchRanking string `json:"search_ranking"`
+
+	// RateLimits sets the per-principal rate limits of the route classes
+	// (read, write, search, admin, mcp) over the defaults: comma-separated
+	// class=N (per minute) or class=N/duration, 0 for no limit, e.g.
+	// "read=1200,search=100/10s,admin=0" (httpapi.ParseRateLimits).
+	RateLimits string `json:"rate_limits"`
+	// TrustedProxies are the CIDRs (or addresses) of reverse proxies whose
+	// X-Forwarded-For and X-Real-IP name the client. None by default: the
+	// peer address is the client.
+	TrustedProxies []string `json:"trusted_proxies"`
+	// ShutdownDelay is how long, on SIGTERM, readiness fails and new work
+	// is refused before the listener closes, so that load balancers stop
+	// sending requests; then in-flight requests and streams get
+	// ShutdownWait to finish.
+	ShutdownDelay time.Duration `json:"shutdown_delay"`
 
 	// embedderAPIKey is the value of $EmbedderAPIKeyEnv (ReadEmbedderAPIKey).
 	embedderAPIKey string
@@ -213,6 +229,9 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("EMBEDDER_TIMEOUT", func(v string) (err error) { c.EmbedderTimeout, err = time.ParseDuration(v); return err })
 	env("EMBEDDER_BATCH", func(v string) (err error) { c.EmbedderBatch, err = strconv.Atoi(v); return err })
 	env("SEARCH_RANKING", str(&c.SearchRanking))
+	env("RATE_LIMITS", str(&c.RateLimits))
+	env("TRUSTED_PROXIES", func(v string) error { c.TrustedProxies = splitList(v); return nil })
+	env("SHUTDOWN_DELAY", func(v string) (err error) { c.ShutdownDelay, err = time.ParseDuration(v); return err })
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
@@ -267,6 +286,14 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.JWKSURL = v.JWKSURL
 		case "cors-origins":
 			c.CORSOrigins = splitList(*f.corsOrigins)
+		case "rate-limits":
+			c.RateLimits = v.RateLimits
+		case "trusted-proxies":
+			c.TrustedProxies = splitList(*f.trustedProxies)
+		case "shutdown-wait":
+			c.ShutdownWait = v.ShutdownWait
+		case "shutdown-delay":
+			c.ShutdownDelay = v.ShutdownDelay
 		}
 	})
 	c.ReadEmbedderAPIKey(getenv)
@@ -278,7 +305,7 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 type flagValues struct {
 	file, addr, dataDir, logFormat *string
 	logLevel                       *string
-	corsOrigins                    *string
+	corsOrigins, trustedProxies    *string
 	noAuth                         *bool
 	given                          Config
 }
@@ -306,6 +333,14 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 		"(an identity provider's); the local HS256 key keeps working")
 	f.corsOrigins = fs.String("cors-origins", "", "comma-separated browser `origins` (https://console.example) allowed to call the API")
 	EmbedderFlags(fs, &f.given)
+	fs.StringVar(&f.given.RateLimits, "rate-limits", "", "per-principal rate limits over the defaults (read=600, write=240, search=300,\n"+
+		"admin=60, mcp=600 per minute): comma-separated class=N per minute or class=N/duration, 0 for\n"+
+		"no limit, e.g. read=1200,search=100/10s. Shared by replicas through valkey_url")
+	f.trustedProxies = fs.String("trusted-proxies", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For names the client\n"+
+		"(10.0.0.0/8,fd00::/8); without it the peer address is the client")
+	fs.DurationVar(&f.given.ShutdownWait, "shutdown-wait", 0, "on SIGTERM, how long in-flight requests and streams get to finish (default 15s)")
+	fs.DurationVar(&f.given.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long readiness fails and new requests get 503 before the listener\n"+
+		"closes, for load balancers to notice (default 0s; a few seconds behind one)")
 	fs.StringVar(&f.given.SearchRanking, "search-ranking", "", "hybrid search tuning: comma-separated `settings` such as vector=1,half_life=4380h,near_duplicate=0.95\n"+
 		"over the defaults (k, lexical, vector, graph, candidates, min_similarity, entity, artifact, category,\n"+
 		"scope, tag, half_life, recency, superseded, near_duplicate, graph_budget; see docs/design.md)")
@@ -382,6 +417,16 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownWait <= 0 {
 		errs = append(errs, errors.New("shutdown_wait must be positive"))
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("shutdown_delay %s: use 0s to 5m", c.ShutdownDelay))
+	}
+	for _, p := range c.TrustedProxies {
+		if _, perr := netip.ParsePrefix(p); perr != nil {
+			if _, aerr := netip.ParseAddr(p); aerr != nil {
+				errs = append(errs, fmt.Errorf("trusted_proxies: %q is neither a CIDR (10.0.0.0/8, fd00::/8) nor an IP address", p))
+			}
+		}
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
@@ -622,8 +667,9 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		JWKSRefresh        string `json:"jwks_refresh"`
 		TokenLeeway        string `json:"token_leeway"`
 		EmbedderTimeout    string `json:"embedder_timeout"`
+		ShutdownDelay      string `json:"shutdown_delay"`
 	}{plain(c), c.ShutdownWait.String(), c.DBConnectTimeout.String(), c.DBStatementTimeout.String(),
-		c.JWKSRefresh.String(), c.TokenLeeway.String(), c.EmbedderTimeout.String()})
+		c.JWKSRefresh.String(), c.TokenLeeway.String(), c.EmbedderTimeout.String(), c.ShutdownDelay.String()})
 }
 
 // UnmarshalJSON reads a config file. Durations are text ("5s", "1m30s") or
@@ -638,6 +684,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		JWKSRefresh        json.RawMessage `json:"jwks_refresh"`
 		TokenLeeway        json.RawMessage `json:"token_leeway"`
 		EmbedderTimeout    json.RawMessage `json:"embedder_timeout"`
+		ShutdownDelay      json.RawMessage `json:"shutdown_delay"`
 	}{plain: (*plain)(c)}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
@@ -650,7 +697,8 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		jsonDuration("db_statement_timeout", aux.DBStatementTimeout, &c.DBStatementTimeout),
 		jsonDuration("jwks_refresh", aux.JWKSRefresh, &c.JWKSRefresh),
 		jsonDuration("token_leeway", aux.TokenLeeway, &c.TokenLeeway),
-		jsonDuration("embedder_timeout", aux.EmbedderTimeout, &c.EmbedderTimeout))
+		jsonDuration("embedder_timeout", aux.EmbedderTimeout, &c.EmbedderTimeout),
+		jsonDuration("shutdown_delay", aux.ShutdownDelay, &c.ShutdownDelay))
 }
 
 // jsonDuration sets *dst from raw, a duration in a config file, if present.

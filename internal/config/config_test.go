@@ -263,3 +263,32 @@ func TestCORSOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestOperabilitySettings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(file, []byte(`{"rate_limits":"read=10","trusted_proxies":["10.0.0.0/8"],"shutdown_delay":"3s"}`), 0o600)
+	c, err := config.Load([]string{"--config", file}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RateLimits != "read=10" || len(c.TrustedProxies) != 1 || c.ShutdownDelay != 3*time.Second {
+		t.Errorf("from file: %+v", c)
+	}
+	c, err = config.Load([]string{"--config", file, "--rate-limits", "mcp=0", "--shutdown-delay", "0s", "--shutdown-wait", "2s"},
+		env(map[string]string{"CODINGBRAIN_TRUSTED_PROXIES": "192.0.2.1, fd00::/8"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RateLimits != "mcp=0" || strings.Join(c.TrustedProxies, " ") != "192.0.2.1 fd00::/8" || c.ShutdownDelay != 0 || c.ShutdownWait != 2*time.Second {
+		t.Errorf("from env and flags: %+v", c)
+	}
+	if d := config.Default(); d.ShutdownDelay != 0 || d.RateLimits != "" || len(d.TrustedProxies) != 0 {
+		t.Errorf("defaults: %+v", d)
+	}
+	_, err = config.Load([]string{"--trusted-proxies", "10.0.0.0/40,proxy.local", "--shutdown-delay", "-1s"}, env(nil))
+	for _, want := range []string{`"10.0.0.0/40"`, `"proxy.local"`, "shutdown_delay"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}
