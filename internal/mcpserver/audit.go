@@ -27,9 +27,11 @@ func (s *Server) auditAuthFailure(r *http.Request, err error) {
 	})
 }
 
-// auditScope records a tool call refused for a missing scope. r is nil
-// when the refusal happens inside the tool (stdio, legacy SSE).
+// auditScope records a tool call refused for a missing scope (and counts
+// it in the tool call metrics: toolDenied). r is nil when the refusal
+// happens inside the tool (stdio, legacy SSE).
 func (s *Server) auditScope(ctx context.Context, r *http.Request, p auth.Principal, tool, missing string) {
+	s.toolDenied(ctx, r, tool)
 	e := audit.Event{
 		Action: audit.ActionAccessForbidden, Outcome: audit.OutcomeDenied, Actor: p.Subject, OrgID: p.OrgID,
 		Target: "mcp_tool:" + tool, Detail: map[string]any{"reason": "scope", "missing_scope": missing, "channel": "mcp"},

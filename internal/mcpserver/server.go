@@ -41,6 +41,7 @@ import (
 	"net/http"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 
@@ -48,6 +49,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
 // Options configure a Server. Zero values take defaults.
@@ -87,6 +89,12 @@ type Options struct {
 	// requests on another principal's session (audit.go); nil records
 	// nothing.
 	Audit *audit.Recorder
+	// Metrics records tool calls, searches and open sessions; nil records
+	// nothing.
+	Metrics *telemetry.Metrics
+	// TracerProvider makes a span per tool call (telemetry.go); nil makes
+	// none.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the MCP server of Coding Brain. It is safe for concurrent use.
@@ -99,6 +107,7 @@ type Server struct {
 	stateless *mcp.StreamableHTTPHandler
 	sse       *sseHandler
 	sessions  sessionStore
+	tracer    trace.Tracer
 }
 
 // New returns a Server whose tools call svc.
@@ -122,9 +131,10 @@ func New(svc *memory.Service, opts Options) *Server {
 		}
 		opts.DPoP = d
 	}
-	s := &Server{svc: svc, opts: opts, log: opts.Logger, sessions: sessionStore{opts.Sessions}}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, sessions: sessionStore{opts.Sessions}, tracer: telemetry.Tracer(opts.TracerProvider)}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "codingbrain", Title: "Coding Brain", Version: opts.Version},
 		&mcp.ServerOptions{Instructions: instructions, Logger: opts.Logger})
+	s.mcp.AddReceivingMiddleware(s.observe)
 	s.addTools()
 	s.addGraphTools()
 
