@@ -1,0 +1,34 @@
+-- 0007: privacy (internal/gdpr; docs/privacy.md).
+--
+-- gdpr_erasures is the erasure ledger: one row per erasure, written in the
+-- erasure's transaction. It names the subject only by subject_hash
+-- (gdpr.Subject.Hash: SHA-256 of a domain tag, the org and the subject),
+-- never by identifier, so that keeping it for ever keeps no personal data.
+-- receipt is the erasure receipt's JSON (counts per source, policy, the
+-- pseudonym, the requester), kept as text so it reads back exactly as it
+-- was hashed; receipt_hash its SHA-256 as the receipt states it. Rows
+-- replayed from a backup destination's ledger file after a restore carry
+-- an empty receipt. A restore re-applies every row (gdpr.ApplyLedger).
+--
+-- retention_policies holds one row per org that has set a policy; 0 days
+-- keeps that kind of data for ever. The purge (gdpr.Purger) reads them.
+
+CREATE TABLE gdpr_erasures (
+    id           text COLLATE "C" NOT NULL PRIMARY KEY,
+    org_id       text COLLATE "C" NOT NULL,
+    subject_hash text COLLATE "C" NOT NULL CHECK (length(subject_hash) = 64),
+    policy       text             NOT NULL CHECK (policy IN ('delete', 'pseudonymize')),
+    erased_at    timestamptz      NOT NULL,
+    receipt_hash text COLLATE "C" NOT NULL,
+    receipt      text             NOT NULL DEFAULT ''
+);
+
+CREATE INDEX gdpr_erasures_org ON gdpr_erasures (org_id, subject_hash);
+
+CREATE TABLE retention_policies (
+    org_id                 text COLLATE "C" NOT NULL PRIMARY KEY,
+    access_log_days        integer NOT NULL DEFAULT 0 CHECK (access_log_days BETWEEN 0 AND 36500),
+    archive_untouched_days integer NOT NULL DEFAULT 0 CHECK (archive_untouched_days BETWEEN 0 AND 36500),
+    purge_deleted_days     integer NOT NULL DEFAULT 0 CHECK (purge_deleted_days BETWEEN 0 AND 36500),
+    updated_at             timestamptz NOT NULL
+);
