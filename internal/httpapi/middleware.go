@@ -13,6 +13,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/kv"
+	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
 type requestIDKey struct{}
@@ -35,6 +36,8 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-ID", id)
+		// Handlers that see only the headers (MCP calls on a session) log it too.
+		r.Header.Set("X-Request-ID", id)
 		ctx := audit.WithRequest(context.WithValue(r.Context(), requestIDKey{}, id), id, r.RemoteAddr)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -76,10 +79,17 @@ type principalHolder struct{ sub, org string }
 type holderKey struct{}
 
 // withLogging writes one line per request: method, route pattern, status,
-// duration, request id and principal — never the token.
+// duration, request id, principal, and the trace and span ids — never the
+// token. Around the request it also keeps the HTTP metrics (requests by
+// method, route and code, duration, in flight) and the server span, which
+// continues an incoming traceparent (observe.go).
 func (s *Server) withLogging(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.opts.Now()
+		route := s.routeOf(r)
+		s.opts.Metrics.HTTPInFlightAdd(1)
+		defer s.opts.Metrics.HTTPInFlightAdd(-1)
+		r, span := s.startSpan(r, route)
 		sw := &statusWriter{ResponseWriter: w}
 		h := &principalHolder{}
 		r = r.WithContext(context.WithValue(r.Context(), holderKey{}, h))
@@ -87,14 +97,19 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
+		d := s.opts.Now().Sub(start)
+		endSpan(span, sw.status, h)
+		s.opts.Metrics.ObserveHTTP(methodLabel(r.Method), route, sw.status, d)
+		if route == searchRoute && sw.status < 400 {
+			s.opts.Metrics.ObserveSearch(telemetry.ChannelREST, d)
 		}
-		s.log.InfoContext(r.Context(), "request",
-			"method", r.Method, "route", route, "status", sw.status,
-			"duration_ms", float64(s.opts.Now().Sub(start).Microseconds())/1000,
-			"request_id", requestID(r.Context()), "sub", h.sub, "org_id", h.org)
+		attrs := []any{"method", r.Method, "route", route, "status", sw.status,
+			"duration_ms", float64(d.Microseconds()) / 1000,
+			"request_id", requestID(r.Context()), "sub", h.sub, "org_id", h.org}
+		if sc := span.SpanContext(); sc.IsValid() {
+			attrs = append(attrs, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+		}
+		s.log.InfoContext(r.Context(), "request", attrs...)
 	})
 }
 

@@ -11,15 +11,27 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
 // Options configure the REST server.
 type Options struct {
 	Logger *slog.Logger
+	// Metrics records requests by route, their duration and those in
+	// flight; nil records nothing.
+	Metrics *telemetry.Metrics
+	// TracerProvider makes a server span per request, continuing an
+	// incoming traceparent; nil makes none.
+	TracerProvider trace.TracerProvider
+	// MetricsHandler serves GET /metrics to tokens with scope metrics:read;
+	// nil serves no /metrics on this handler.
+	MetricsHandler http.Handler
 	// Verifier checks bearer tokens. Required unless DevPrincipal is set.
 	Verifier auth.Verifier
 	// APIKeys keeps the API keys the admin routes make, list and revoke;
@@ -91,6 +103,7 @@ type Server struct {
 	handler  http.Handler
 	draining atomic.Bool
 	health   *healthCache
+	tracer   trace.Tracer
 }
 
 // New builds the server and its routes.
@@ -119,7 +132,9 @@ func New(svc *memory.Service, opts Options) *Server {
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	s.health = newHealthCache(opts.Checks, opts.Now, opts.Logger, opts.OnDependency)
+	s.tracer = telemetry.Tracer(opts.TracerProvider)
 	s.routes()
+	s.metricsRoute()
 	s.handler = s.withClientIP(s.withRequestID(s.withLogging(s.withRecover(
 		s.withSecurityHeaders(s.withCORS(s.withDrain(s.withAuthFailureLimit(s.mux))))))))
 	return s
