@@ -151,6 +151,7 @@ func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, msg string
 	w.Header().Add("WWW-Authenticate", s.bearerChallenge())
 	w.Header().Add("WWW-Authenticate", auth.DPoPChallenge(err))
 	s.auditAuthFailure(r, err)
+	s.opts.Metrics.AuthFailed(audit.AuthFailureReason(err))
 	s.writeError(w, r, &httpError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg})
 }
 

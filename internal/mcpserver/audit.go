@@ -18,8 +18,10 @@ import (
 // session another principal opened. The memory service records deletions
 // and writes outside the caller's grants itself.
 
-// auditAuthFailure records a request answered 401.
+// auditAuthFailure records a request answered 401 (and counts it in
+// codingbrain_auth_failures_total by reason).
 func (s *Server) auditAuthFailure(r *http.Request, err error) {
+	s.opts.Metrics.AuthFailed(audit.AuthFailureReason(err))
 	s.opts.Audit.Record(r.Context(), audit.Event{
 		Action: audit.ActionAuthFailure, Outcome: audit.OutcomeDenied, Actor: audit.ActorAnonymous,
 		Target: r.Method + " " + r.URL.Path, RemoteAddr: remoteHost(r),
