@@ -85,6 +85,10 @@ type Options struct {
 	// replica can serve a session another one opened: kv.Valkey when several
 	// replicas share state, kv.Memory (the default) on a single node.
 	Sessions kv.Store
+	// Limit, if set, wraps the handling of every authenticated HTTP
+	// request, with the principal in its context (auth.PrincipalFrom): the
+	// rate limits (httpapi.RateLimiter.WrapPOST).
+	Limit func(http.Handler) http.Handler
 	// Audit records 401s, tool calls refused for a missing scope and
 	// requests on another principal's session (audit.go); nil records
 	// nothing.
@@ -267,6 +271,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		// expiry; an expired token never gets here.
 		AllowMissingExpiration: true,
 	})(next)
+	if s.opts.Limit != nil {
+		require = s.opts.Limit(require)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var (
 			p     auth.Principal
@@ -281,7 +288,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				return
 			}
 		}
-		r = r.Clone(context.WithValue(r.Context(), verifiedKey{}, p))
+		r = r.Clone(auth.WithPrincipal(context.WithValue(r.Context(), verifiedKey{}, p), p))
 		r.Header.Set("Authorization", "Bearer "+token)
 		require.ServeHTTP(w, r)
 	})
