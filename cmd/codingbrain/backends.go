@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/codingbrain/codingbrain/internal/config"
@@ -18,6 +19,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/retrieval/embedding"
 	"github.com/codingbrain/codingbrain/internal/store/postgres"
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
+	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
 // valkeyPrefix namespaces Coding Brain's keys in a shared Valkey.
@@ -41,6 +43,12 @@ type backends struct {
 	// kept current by startVectors; nil when the store cannot feed it.
 	vectors     *retrieval.Vectors
 	stopVectors func()
+
+	// breakers are the circuit breakers around the remote dependencies
+	// (Valkey, the HTTP embedder), shown by /health/deps; their state
+	// goes to metrics once observe has been called.
+	breakers []httpapi.Breaker
+	metrics  atomic.Pointer[telemetry.Metrics]
 }
 
 // openBackends opens the store that cfg names — PostgreSQL when
@@ -63,12 +71,31 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	b.checks = []httpapi.Check{{Name: "store", Critical: true, Probe: b.store.Ping}}
+	if status := schemaStatus(b.store); status != nil {
+		// Another replica may have migrated past this binary (fine) or the
+		// database may have been restored to an older schema (not fine).
+		b.checks = append(b.checks, httpapi.Check{Name: "schema", Critical: true, Public: true, Probe: func(ctx context.Context) error {
+			ms, err := status(ctx)
+			if err != nil {
+				return fmt.Errorf("read schema version: %w", err)
+			}
+			if current, latest := versions(ms); current < latest {
+				return fmt.Errorf("database schema is at version %d, this binary needs %d", current, latest)
+			}
+			return nil
+		}})
+	}
 
 	sharedAttrs := []any{"shared_state", "memory"}
 	if cfg.ValkeyURL == "" {
 		b.shared = kv.NewMemory(nil)
 	} else {
-		v, err := kv.NewValkey(cfg.ValkeyURL, valkeyPrefix)
+		v, err := kv.NewValkeyWith(cfg.ValkeyURL, valkeyPrefix, kv.ValkeyOptions{
+			OnStateChange: func(from, to string) {
+				log.Warn("valkey circuit breaker", "from", from, "to", to, "valkey_url", config.MaskURL(cfg.ValkeyURL))
+				b.breakerChanged("valkey", to)
+			},
+		})
 		if err != nil {
 			b.store.Close()
 			return nil, fmt.Errorf("valkey: %w", err)
@@ -77,6 +104,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 		// Not critical: REST works without it; MCP sessions fail until it
 		// answers, and /health/deps shows it.
 		b.checks = append(b.checks, httpapi.Check{Name: "valkey", Critical: false, Probe: v.Ping})
+		b.breakers = append(b.breakers, httpapi.Breaker{Name: "valkey", State: v.State})
 		sharedAttrs = []any{"shared_state", "valkey", "valkey_url", config.MaskURL(cfg.ValkeyURL)}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if err := v.Ping(pctx); err != nil {
@@ -84,7 +112,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 		}
 		cancel()
 	}
-	if b.embedder, err = openEmbedder(cfg, log); err != nil {
+	if b.embedder, err = openEmbedderWith(cfg, log, embed.BreakerConfig{}, b.breakerChanged); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -97,6 +125,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 			}
 			return nil
 		}})
+		b.breakers = append(b.breakers, httpapi.Breaker{Name: "embedder", State: h.State})
 	}
 	log.Info("backends", append(storeAttrs, append(sharedAttrs, "embedder", b.embedder.Model())...)...)
 	return b, nil
@@ -106,15 +135,26 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 // OpenAI-compatible HTTP one with its API key read from the variable
 // embedder_api_key_env names. Its breaker's state changes are logged.
 func openEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
+	return openEmbedderWith(cfg, log, embed.BreakerConfig{}, nil)
+}
+
+// openEmbedderWith is openEmbedder with the HTTP embedder's breaker
+// settings (zero: the defaults) and a listener for its changes of state
+// (name "embedder").
+func openEmbedderWith(cfg config.Config, log *slog.Logger, breaker embed.BreakerConfig,
+	onBreaker func(name, to string)) (embed.Embedder, error) {
 	switch cfg.Embedder {
 	case "", "builtin":
 		return embed.NewBuiltin(), nil
 	case "openai":
 		e, err := embed.NewHTTP(embed.HTTPConfig{
 			URL: cfg.EmbedderURL, Model: cfg.EmbedderModel, APIKey: cfg.EmbedderAPIKey(),
-			BatchSize: cfg.EmbedderBatch, Timeout: cfg.EmbedderTimeout,
+			BatchSize: cfg.EmbedderBatch, Timeout: cfg.EmbedderTimeout, Breaker: breaker,
 			OnStateChange: func(from, to string) {
 				log.Warn("embedder circuit breaker", "from", from, "to", to, "embedder_url", config.MaskURL(cfg.EmbedderURL))
+				if onBreaker != nil {
+					onBreaker("embedder", to)
+				}
 			},
 		})
 		if err != nil {
@@ -126,6 +166,42 @@ func openEmbedder(cfg config.Config, log *slog.Logger) (embed.Embedder, error) {
 		return e, nil
 	}
 	return nil, fmt.Errorf("embedder %q: use builtin or openai", cfg.Embedder)
+}
+
+// schemaStatus reads the schema version of the stores serve opens; nil
+// for another store.
+func schemaStatus(s memory.Store) func(context.Context) ([]migration, error) {
+	switch st := s.(type) {
+	case *postgres.Store:
+		return pgMigrator{st}.status
+	case *sqlite.Store:
+		return sqliteMigrator{st}.status
+	}
+	return nil
+}
+
+// observe sends the breakers' states to m (codingbrain_breaker_state):
+// each one's state now, then every change.
+func (b *backends) observe(m *telemetry.Metrics) {
+	b.metrics.Store(m)
+	for _, br := range b.breakers {
+		m.SetBreakerState(br.Name, breakerState(br.State()))
+	}
+}
+
+func (b *backends) breakerChanged(name, to string) {
+	b.metrics.Load().SetBreakerState(name, breakerState(to)) // nil-safe
+}
+
+// breakerState is gobreaker's state name as the metric's value.
+func breakerState(s string) telemetry.BreakerState {
+	switch s {
+	case "open":
+		return telemetry.BreakerOpen
+	case "half-open":
+		return telemetry.BreakerHalfOpen
+	}
+	return telemetry.BreakerClosed
 }
 
 // startEmbedding starts keeping the stored embeddings current for the
