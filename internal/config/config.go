@@ -45,8 +45,15 @@ type Config struct {
 	// TokenLeeway is the clock skew tolerated on exp, nbf and iat.
 	TokenLeeway  time.Duration `json:"token_leeway"`
 	ShutdownWait time.Duration `json:"shutdown_wait"`
-	LogFormat    string        `json:"log_format"`
-	LogLevel     string        `json:"log_level"`
+	// LogFormat is json, text, or auto (the default: text when stderr is
+	// a terminal, else json).
+	LogFormat string `json:"log_format"`
+	LogLevel  string `json:"log_level"`
+	// MetricsAddr, when set, is a second listener serving /metrics and
+	// /debug/pprof/ without authentication, for the internal network
+	// (Prometheus, profiling). The main listener serves /metrics only to
+	// tokens with scope metrics:read.
+	MetricsAddr string `json:"metrics_addr"`
 	// InsecureNoAuth serves every request as a local development principal.
 	// It is refused unless Addr is a loopback address.
 	InsecureNoAuth bool `json:"insecure_no_auth"`
@@ -142,7 +149,7 @@ func Default() Config {
 		JWKSRefresh:  5 * time.Minute,
 		TokenLeeway:  30 * time.Second,
 		ShutdownWait: 15 * time.Second,
-		LogFormat:    "json",
+		LogFormat:    "auto",
 		LogLevel:     "info",
 
 		DBConnectTimeout:   5 * time.Second,
@@ -213,6 +220,7 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("TOKEN_LEEWAY", func(v string) (err error) { c.TokenLeeway, err = time.ParseDuration(v); return err })
 	env("LOG_FORMAT", str(&c.LogFormat))
 	env("LOG_LEVEL", str(&c.LogLevel))
+	env("METRICS_ADDR", str(&c.MetricsAddr))
 	env("MAX_BODY_BYTES", func(v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return err })
 	env("SHUTDOWN_WAIT", func(v string) (err error) { c.ShutdownWait, err = time.ParseDuration(v); return err })
 	env("INSECURE_DEV_NO_AUTH", func(v string) (err error) { c.InsecureNoAuth, err = strconv.ParseBool(v); return err })
@@ -280,6 +288,8 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.EmbedderBatch = v.EmbedderBatch
 		case "search-ranking":
 			c.SearchRanking = v.SearchRanking
+		case "metrics-addr":
+			c.MetricsAddr = v.MetricsAddr
 		case "public-url":
 			c.PublicURL = v.PublicURL
 		case "jwks-url":
@@ -318,7 +328,9 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 	f.addr = fs.String("addr", "", "listen address (default "+DefaultAddr+")")
 	f.dataDir = fs.String("data-dir", "", "data directory: signing key and, without --database-url, the SQLite database")
 	f.noAuth = fs.Bool("insecure-dev-no-auth", false, "serve without authentication (loopback only, development)")
-	f.logFormat = fs.String("log-format", "", "json or text")
+	f.logFormat = fs.String("log-format", "", "json, text, or auto (default: text on a terminal, else json)")
+	fs.StringVar(&f.given.MetricsAddr, "metrics-addr", "", "also serve /metrics and /debug/pprof/ WITHOUT authentication on this `address`\n"+
+		"(host:port), for the internal network only; the main address serves /metrics to metrics:read tokens")
 	f.logLevel = fs.String("log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&f.given.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://user:password@host:port/db); when set, memories live there\n"+
 		"instead of the SQLite file in the data dir")
@@ -428,8 +440,15 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
+	if c.LogFormat != "json" && c.LogFormat != "text" && c.LogFormat != "auto" {
+		errs = append(errs, fmt.Errorf("log_format %q: use json, text or auto", c.LogFormat))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, merr := net.SplitHostPort(c.MetricsAddr); merr != nil {
+			errs = append(errs, fmt.Errorf("metrics_addr %q: use host:port, such as 127.0.0.1:9090: %w", c.MetricsAddr, merr))
+		} else if c.MetricsAddr == c.Addr {
+			errs = append(errs, fmt.Errorf("metrics_addr %q: must differ from addr: it serves without authentication", c.MetricsAddr))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
