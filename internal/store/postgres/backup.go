@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/codingbrain/codingbrain/internal/backup"
+)
+
+var _ backup.Scratch = (*Store)(nil)
+
+// Kind names the store in backup manifests.
+func (s *Store) Kind() string { return "postgres" }
+
+// LatestSchemaVersion is the highest migration this binary carries.
+func (s *Store) LatestSchemaVersion() int {
+	v, _ := latestVersion(s.migrations)
+	return v
+}
+
+// Snapshot runs fn in a REPEATABLE READ READ ONLY transaction: one
+// snapshot of the whole database, taken at its first statement, that
+// blocks no writer.
+func (s *Store) Snapshot(ctx context.Context, fn func(backup.Snapshot) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", s.dbErr(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return fn(snapshot{tx})
+}
+
+type snapshot struct{ tx pgx.Tx }
+
+func (sn snapshot) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := sn.tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+func (sn snapshot) Count(ctx context.Context, table string) (int64, error) {
+	if !slices.Contains(backup.Tables, table) {
+		return 0, fmt.Errorf("unknown table %q", table)
+	}
+	var n int64
+	err := sn.tx.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n)
+	return n, err
+}
+
+// dumpQueries read each table in the order backup.Snapshot requires; every
+// key column is COLLATE "C", byte order, as SQLite sorts.
+var dumpQueries = map[string]string{
+	backup.TableMemories:  `SELECT ` + memoryColumns + ` FROM memories m ORDER BY m.org_id, m.id`,
+	backup.TableHistory:   `SELECT id, memory_id, org_id, actor, action, at, before, after FROM history ORDER BY id`,
+	backup.TableAccessLog: `SELECT id, memory_id, org_id, actor, app, via, query, at FROM access_log ORDER BY id`,
+	backup.TableLinks: `SELECT org_id, src_id, dst_id, type, created_by, created_at FROM memory_links
+		ORDER BY org_id, src_id, type, dst_id`,
+	backup.TableAPIKeys: `SELECT ` + apiKeyColumns + ` FROM api_keys ORDER BY id`,
+	backup.TableAudit:   `SELECT ` + auditColumns + ` FROM audit_log ORDER BY seq`,
+}
+
+func (sn snapshot) Dump(ctx context.Context, table string, emit func(any) error) error {
+	q, ok := dumpQueries[table]
+	if !ok {
+		return fmt.Errorf("unknown table %q", table)
+	}
+	rows, err := sn.tx.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		row, err := scanDumpRow(table, rows)
+		if err != nil {
+			return err
+		}
+		if err := emit(row); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func scanDumpRow(table string, rows pgx.Rows) (any, error) {
+	switch table {
+	case backup.TableMemories:
+		m, err := scanMemory(rows)
+		return backup.Memory{Memory: m, ContentHash: m.ContentHash, IdempotencyKey: m.IdempotencyKey}, err
+	case backup.TableHistory:
+		return scanHistory(rows)
+	case backup.TableAccessLog:
+		var r backup.AccessLog
+		err := rows.Scan(&r.ID, &r.MemoryID, &r.OrgID, &r.Actor, &r.App, &r.Via, &r.Query, &r.At)
+		r.At = r.At.UTC()
+		return r, err
+	case backup.TableLinks:
+		var r backup.Link
+		err := rows.Scan(&r.OrgID, &r.From, &r.To, &r.Type, &r.CreatedBy, &r.CreatedAt)
+		r.CreatedAt = r.CreatedAt.UTC()
+		return r, err
+	case backup.TableAPIKeys:
+		k, err := scanAPIKey(rows)
+		return backup.APIKey{APIKey: k, SecretHash: k.SecretHash}, err
+	case backup.TableAudit:
+		var r backup.Audit
+		err := rows.Scan(&r.Seq, &r.At, &r.OrgID, &r.Actor, &r.Action, &r.Target, &r.Outcome,
+			&r.RemoteAddr, &r.RequestID, &r.Detail, &r.PrevHash, &r.Hash)
+		r.At = r.At.UTC()
+		return r, err
+	}
+	return nil, fmt.Errorf("unknown table %q", table)
+}
+
+// Empty reports whether no restored table, and no embedding, holds a row.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	var any bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM memories) OR EXISTS (SELECT 1 FROM api_keys)
+		OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM embeddings)`).Scan(&any)
+	if err != nil {
+		return false, fmt.Errorf("check the store is empty: %w", s.dbErr(err))
+	}
+	return !any, nil
+}
+
+// replaceStatements empty every table a restore writes or derives, in the
+// load's transaction. The audit log's append-only triggers are disabled
+// for the statement and enabled again before the load (this needs the
+// table's owner, the role migrations run as); the server's log records the
+// ALTER TABLE.
+const replaceStatements = `ALTER TABLE audit_log DISABLE TRIGGER USER;
+TRUNCATE memories, history, access_log, embeddings, entities, mentions, edges, memory_links, api_keys, audit_log;
+ALTER TABLE audit_log ENABLE TRIGGER USER`
+
+// Load runs fn in one transaction (after emptying every table when
+// replace), then moves the id sequences past the ids it loaded.
+func (s *Store) Load(ctx context.Context, replace bool, fn func(backup.Tx) error) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if replace {
+			if _, err := tx.Exec(ctx, replaceStatements); err != nil {
+				return fmt.Errorf("empty the store: %w", err)
+			}
+		}
+		if err := fn(loadTx{tx}); err != nil {
+			return err
+		}
+		for _, t := range []string{"history", "access_log"} {
+			if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), coalesce(max(id), 0) + 1, false) FROM `+t); err != nil {
+				return fmt.Errorf("advance the id sequence of %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load: %w", s.dbErr(err))
+	}
+	return nil
+}
+
+type loadTx struct{ tx pgx.Tx }
+
+// loadColumns are the columns COPY writes for each table.
+var loadColumns = map[string][]string{
+	backup.TableMemories:  strings.Fields(strings.NewReplacer("m.", "", ",", " ").Replace(memoryColumns)),
+	backup.TableHistory:   {"id", "memory_id", "org_id", "actor", "action", "at", "before", "after"},
+	backup.TableAccessLog: {"id", "memory_id", "org_id", "actor", "app", "via", "query", "at"},
+	backup.TableLinks:     {"org_id", "src_id", "dst_id", "type", "created_by", "created_at"},
+	backup.TableAPIKeys:   strings.Fields(strings.ReplaceAll(apiKeyColumns, ",", " ")),
+	backup.TableAudit:     strings.Fields(strings.ReplaceAll(auditColumns, ",", " ")),
+}
+
+// Put copies rows into table with COPY (row triggers run, so memories get
+// their change-feed stamps; constraints are checked).
+func (l loadTx) Put(ctx context.Context, table string, rows []any) error {
+	cols, ok := loadColumns[table]
+	if !ok {
+		return fmt.Errorf("unknown table %q", table)
+	}
+	values := make([][]any, 0, len(rows))
+	for _, row := range rows {
+		args, err := loadArgs(table, row)
+		if err != nil {
+			return err
+		}
+		values = append(values, args)
+	}
+	if _, err := l.tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(values)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func loadArgs(table string, row any) ([]any, error) {
+	switch r := row.(type) {
+	case backup.Memory:
+		m := r.Memory
+		m.ContentHash, m.IdempotencyKey = r.ContentHash, r.IdempotencyKey
+		return canonical(&m)
+	case backup.History:
+		var before, after []byte
+		var err error
+		if r.Before != nil {
+			if before, err = marshalJSON(r.Before); err != nil {
+				return nil, err
+			}
+		}
+		if r.After != nil {
+			if after, err = marshalJSON(r.After); err != nil {
+				return nil, err
+			}
+		}
+		return []any{r.ID, r.MemoryID, r.OrgID, r.Actor, r.Action, utc(r.At), before, after}, nil
+	case backup.AccessLog:
+		return []any{r.ID, r.MemoryID, r.OrgID, r.Actor, r.App, r.Via, r.Query, utc(r.At)}, nil
+	case backup.Link:
+		return []any{r.OrgID, r.From, r.To, r.Type, r.CreatedBy, utc(r.CreatedAt)}, nil
+	case backup.APIKey:
+		return []any{r.ID, r.OrgID, r.Subject, nonNilStrings(r.Scopes), nonNilStrings(r.Grants), r.App, r.SecretHash,
+			utc(r.CreatedAt), r.CreatedBy, utcPtr(r.ExpiresAt), utcPtr(r.RevokedAt), utcPtr(r.LastUsedAt)}, nil
+	case backup.Audit:
+		return []any{r.Seq, utc(r.At), r.OrgID, r.Actor, r.Action, r.Target, r.Outcome, r.RemoteAddr,
+			r.RequestID, r.Detail, r.PrevHash, r.Hash}, nil
+	}
+	return nil, fmt.Errorf("a %T is not a row of %s", row, table)
+}
+
+// ForeignKeyProblems is always empty: PostgreSQL checks every foreign key
+// as rows are written, so a restore with a broken reference fails to load.
+func (s *Store) ForeignKeyProblems(context.Context) ([]string, error) { return nil, nil }

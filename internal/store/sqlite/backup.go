@@ -1,0 +1,293 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/codingbrain/codingbrain/internal/backup"
+)
+
+var _ backup.Scratch = (*Store)(nil)
+
+// Kind names the store in backup manifests.
+func (s *Store) Kind() string { return "sqlite" }
+
+// LatestSchemaVersion is the highest migration this binary carries.
+func (s *Store) LatestSchemaVersion() int { return latestVersion() }
+
+// Snapshot runs fn in one read transaction on a read connection: in WAL
+// mode it sees the database as of its first read, for as long as it lasts,
+// and blocks no writer. (The WAL cannot be checkpointed past the snapshot
+// meanwhile, so it grows while a backup runs.)
+func (s *Store) Snapshot(ctx context.Context, fn func(backup.Snapshot) error) error {
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(snapshot{tx})
+}
+
+type snapshot struct{ tx *sql.Tx }
+
+func (sn snapshot) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := sn.tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+func (sn snapshot) Count(ctx context.Context, table string) (int64, error) {
+	if !slices.Contains(backup.Tables, table) {
+		return 0, fmt.Errorf("unknown table %q", table)
+	}
+	var n int64
+	err := sn.tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n)
+	return n, err
+}
+
+// dumpQueries read each table in the order backup.Snapshot requires.
+var dumpQueries = map[string]string{
+	backup.TableMemories:  `SELECT ` + memoryColumns + ` FROM memories m ORDER BY m.org_id, m.id`,
+	backup.TableHistory:   `SELECT id, memory_id, org_id, actor, action, at, before, after FROM history ORDER BY id`,
+	backup.TableAccessLog: `SELECT id, memory_id, org_id, actor, app, via, query, at FROM access_log ORDER BY id`,
+	backup.TableLinks: `SELECT s.org_id, s.id, d.id, l.type, l.created_by, l.created_at
+		FROM memory_links l JOIN memories s ON s.seq = l.src_seq JOIN memories d ON d.seq = l.dst_seq
+		ORDER BY s.org_id, s.id, l.type, d.id`,
+	backup.TableAPIKeys: `SELECT ` + apiKeyColumns + ` FROM api_keys ORDER BY id`,
+	backup.TableAudit:   `SELECT ` + auditColumns + ` FROM audit_log ORDER BY seq`,
+}
+
+func (sn snapshot) Dump(ctx context.Context, table string, emit func(any) error) error {
+	q, ok := dumpQueries[table]
+	if !ok {
+		return fmt.Errorf("unknown table %q", table)
+	}
+	rows, err := sn.tx.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		row, err := scanDumpRow(table, rows)
+		if err != nil {
+			return err
+		}
+		if err := emit(row); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func scanDumpRow(table string, rows *sql.Rows) (any, error) {
+	switch table {
+	case backup.TableMemories:
+		m, err := scanMemory(rows)
+		return backup.Memory{Memory: m, ContentHash: m.ContentHash, IdempotencyKey: m.IdempotencyKey}, err
+	case backup.TableHistory:
+		return scanHistory(rows)
+	case backup.TableAccessLog:
+		var (
+			r  backup.AccessLog
+			at string
+		)
+		if err := rows.Scan(&r.ID, &r.MemoryID, &r.OrgID, &r.Actor, &r.App, &r.Via, &r.Query, &at); err != nil {
+			return nil, err
+		}
+		var err error
+		r.At, err = parseTime(at)
+		return r, err
+	case backup.TableLinks:
+		var (
+			r  backup.Link
+			at string
+		)
+		if err := rows.Scan(&r.OrgID, &r.From, &r.To, &r.Type, &r.CreatedBy, &at); err != nil {
+			return nil, err
+		}
+		var err error
+		r.CreatedAt, err = parseTime(at)
+		return r, err
+	case backup.TableAPIKeys:
+		k, err := scanAPIKey(rows)
+		return backup.APIKey{APIKey: k, SecretHash: k.SecretHash}, err
+	case backup.TableAudit:
+		var (
+			r  backup.Audit
+			at string
+		)
+		if err := rows.Scan(&r.Seq, &at, &r.OrgID, &r.Actor, &r.Action, &r.Target, &r.Outcome,
+			&r.RemoteAddr, &r.RequestID, &r.Detail, &r.PrevHash, &r.Hash); err != nil {
+			return nil, err
+		}
+		var err error
+		r.At, err = parseTime(at)
+		return r, err
+	}
+	return nil, fmt.Errorf("unknown table %q", table)
+}
+
+// Empty reports whether no restored table, and no embedding, holds a row.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	var any int
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM memories) OR EXISTS (SELECT 1 FROM api_keys)
+		OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM embeddings)`).Scan(&any)
+	if err != nil {
+		return false, fmt.Errorf("check the store is empty: %w", err)
+	}
+	return any == 0, nil
+}
+
+// Load runs fn in one write transaction. Replacing the data of an SQLite
+// store is not done in place (the audit log refuses deletes): restore into
+// a new file and move the old one aside instead.
+func (s *Store) Load(ctx context.Context, replace bool, fn func(backup.Tx) error) error {
+	if replace {
+		return errors.New("load: an SQLite store is replaced by restoring into a new file, not in place")
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(loadTx{tx}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("load: commit: %w", err)
+	}
+	return nil
+}
+
+type loadTx struct{ tx *sql.Tx }
+
+// loadStatements insert one row of each table, every column given.
+var loadStatements = map[string]string{
+	backup.TableMemories:  insertMemory,
+	backup.TableHistory:   `INSERT INTO history (id, memory_id, org_id, actor, action, at, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	backup.TableAccessLog: `INSERT INTO access_log (id, memory_id, org_id, actor, app, via, query, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	backup.TableLinks: `INSERT INTO memory_links (src_seq, dst_seq, type, created_by, created_at)
+		SELECT s.seq, d.seq, ?, ?, ? FROM memories s, memories d
+		WHERE s.org_id = ? AND s.id = ? AND d.org_id = s.org_id AND d.id = ?`,
+	backup.TableAPIKeys: `INSERT INTO api_keys (` + apiKeyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	backup.TableAudit:   `INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+}
+
+func (l loadTx) Put(ctx context.Context, table string, rows []any) error {
+	q, ok := loadStatements[table]
+	if !ok {
+		return fmt.Errorf("unknown table %q", table)
+	}
+	stmt, err := l.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, row := range rows {
+		args, err := loadArgs(table, row)
+		if err != nil {
+			return err
+		}
+		res, err := stmt.ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("%s row %s: %w", table, rowName(row), err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n != 1 {
+			return fmt.Errorf("%s row %s references a memory that is not in the backup", table, rowName(row))
+		}
+	}
+	return nil
+}
+
+func loadArgs(table string, row any) ([]any, error) {
+	switch r := row.(type) {
+	case backup.Memory:
+		m := r.Memory
+		m.ContentHash, m.IdempotencyKey = r.ContentHash, r.IdempotencyKey
+		return canonical(&m)
+	case backup.History:
+		var before, after any
+		for _, f := range []struct {
+			src any
+			dst *any
+			ok  bool
+		}{{r.Before, &before, r.Before != nil}, {r.After, &after, r.After != nil}} {
+			if !f.ok {
+				continue
+			}
+			s, err := marshalJSON(f.src)
+			if err != nil {
+				return nil, err
+			}
+			*f.dst = s
+		}
+		return []any{r.ID, r.MemoryID, r.OrgID, r.Actor, r.Action, formatTime(r.At), before, after}, nil
+	case backup.AccessLog:
+		return []any{r.ID, r.MemoryID, r.OrgID, r.Actor, r.App, r.Via, r.Query, formatTime(r.At)}, nil
+	case backup.Link:
+		return []any{r.Type, r.CreatedBy, formatTime(r.CreatedAt), r.OrgID, r.From, r.To}, nil
+	case backup.APIKey:
+		scopes, err := json.Marshal(nonNilStrings(r.Scopes))
+		if err != nil {
+			return nil, err
+		}
+		grants, err := json.Marshal(nonNilStrings(r.Grants))
+		if err != nil {
+			return nil, err
+		}
+		return []any{r.ID, r.OrgID, r.Subject, string(scopes), string(grants), r.App, r.SecretHash,
+			formatTime(r.CreatedAt), r.CreatedBy, nullTime(r.ExpiresAt), nullTime(r.RevokedAt), nullTime(r.LastUsedAt)}, nil
+	case backup.Audit:
+		return []any{r.Seq, formatTime(r.At), r.OrgID, r.Actor, r.Action, r.Target, r.Outcome, r.RemoteAddr,
+			r.RequestID, r.Detail, r.PrevHash, r.Hash}, nil
+	}
+	return nil, fmt.Errorf("a %T is not a row of %s", row, table)
+}
+
+// rowName identifies a row in an error message (never its content).
+func rowName(row any) string {
+	switch r := row.(type) {
+	case backup.Memory:
+		return r.OrgID + "/" + r.ID
+	case backup.History:
+		return fmt.Sprintf("%d (memory %s)", r.ID, r.MemoryID)
+	case backup.AccessLog:
+		return fmt.Sprintf("%d (memory %s)", r.ID, r.MemoryID)
+	case backup.Link:
+		return r.OrgID + "/" + r.From + "->" + r.To
+	case backup.APIKey:
+		return r.ID
+	case backup.Audit:
+		return fmt.Sprintf("seq %d", r.Seq)
+	}
+	return "?"
+}
+
+// ForeignKeyProblems runs PRAGMA foreign_key_check and describes at most
+// 20 violations.
+func (s *Store) ForeignKeyProblems(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			table, parent string
+			rowid         sql.NullInt64
+			fkid          int
+		)
+		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
+			return nil, err
+		}
+		if len(out) < 20 {
+			out = append(out, fmt.Sprintf("%s row %d references a missing %s row", table, rowid.Int64, parent))
+		}
+	}
+	return out, rows.Err()
+}
