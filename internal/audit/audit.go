@@ -129,7 +129,7 @@ type Event struct {
 	At         time.Time      `json:"at" jsonschema:"when it happened (UTC, microseconds)"`
 	OrgID      string         `json:"org_id" jsonschema:"the org it belongs to; empty for a caller without one"`
 	Actor      string         `json:"actor" jsonschema:"the caller's subject, or anonymous"`
-	Action     Action         `json:"action" jsonschema:"auth.failure, access.forbidden, mcp.session_hijack, memory.delete, admin.apikey_create, admin.apikey_revoke, gdpr.export, gdpr.erase, backup.create or backup.restore"`
+	Action     Action         `json:"action" jsonschema:"auth.failure, access.forbidden, mcp.session_hijack, memory.delete, admin.apikey_create, admin.apikey_revoke, gdpr.export, gdpr.erase, backup.create, backup.restore, memory.export or memory.import"`
 	Target     string         `json:"target,omitempty" jsonschema:"what it was done to, such as memory:<id> or GET /api/v1/memories"`
 	Outcome    string         `json:"outcome" jsonschema:"success or denied"`
 	RemoteAddr string         `json:"remote_addr,omitempty" jsonschema:"the client's address as the server saw it"`

@@ -63,6 +63,8 @@ func newFixture(t *testing.T) *fixture {
 		ResourceMetadataURL: "http://example.test/.well-known/oauth-protected-resource",
 		Resource:            "http://example.test/mcp",
 		Checks:              []httpapi.Check{{Name: "store", Critical: true, Probe: store.Ping}},
+		// TestOpenAPI sends one unauthenticated request per operation.
+		AuthFailureLimit: httpapi.AuthFailureLimit{Rate: 1, Burst: 100},
 	})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)

@@ -66,14 +66,14 @@ func OpenAPI(version string) (map[string]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": r}}}
+			op["requestBody"] = map[string]any{"required": true, "content": content(rt.RequestTypes, r)}
 		}
 		resp, err := ref(rt.Response)
 		if err != nil {
 			return nil, err
 		}
 		responses := map[string]any{
-			fmt.Sprint(rt.Status): map[string]any{"description": "success", "content": map[string]any{"application/json": map[string]any{"schema": resp}}},
+			fmt.Sprint(rt.Status): map[string]any{"description": "success", "content": content([]string{rt.ResponseType}, resp)},
 			"400":                 errResp("invalid input; error.field names the field"),
 			"401":                 errResp("missing or invalid token"),
 			"403":                 errResp("insufficient scope or grants"),
@@ -111,6 +111,28 @@ func OpenAPI(version string) (map[string]any, error) {
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT or API key (cb_<id>_<secret>)"}},
 		},
 	}, nil
+}
+
+// content describes a body of the given media types (application/json
+// when none): JSON Lines carry one schema object per line, a zip is
+// binary.
+func content(types []string, schema map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, t := range types {
+		switch t {
+		case "":
+		case "application/zip":
+			out[t] = map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+		case "application/x-ndjson":
+			out[t] = map[string]any{"schema": schema, "description": "one JSON object per line; the first line is the header ({\"format\":\"codingbrain-export\",\"version\":1,…}), then one line per memory as this schema describes"}
+		default:
+			out[t] = map[string]any{"schema": schema}
+		}
+	}
+	if len(out) == 0 {
+		out["application/json"] = map[string]any{"schema": schema}
+	}
+	return out
 }
 
 // pathParams lists the wildcards of a route's path, in order.

@@ -7,6 +7,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/transfer"
 )
 
 // Route is one REST operation: its pattern, the scopes a caller needs, and
@@ -19,7 +20,14 @@ type Route struct {
 	Response     any // 2xx body type
 	Status       int // success status
 	Query        []Param
-	handler      func(*Server, http.ResponseWriter, *http.Request)
+	// RequestTypes are the media types of the body (application/json when
+	// empty); ResponseType is that of the success body (likewise).
+	RequestTypes []string
+	ResponseType string
+	// LargeBody takes bodies up to MaxImportBytes instead of
+	// Options.MaxBodyBytes.
+	LargeBody bool
+	handler   func(*Server, http.ResponseWriter, *http.Request)
 }
 
 // Param is a documented query parameter.
@@ -92,6 +100,13 @@ func Routes() []Route {
 		{Method: "POST", Path: "/api/v1/relations", Scopes: []string{auth.ScopeGraphWrite, auth.ScopeMemoriesWrite}, Status: 201,
 			Summary: "Relate two entities (stored as a memory stating the relation) or two memories (200 when it exists)",
 			Request: relateRequest{}, Response: relationResponse{}, handler: (*Server).relate},
+		{Method: "GET", Path: "/api/v1/export", Scopes: []string{auth.ScopeMemoriesRead}, Status: 200,
+			Summary: "Export the memories you may see as JSON Lines: a header line, then one memory (with its history) per line, from one snapshot",
+			Query:   exportParams, Response: transfer.Record{}, ResponseType: transfer.ContentType, handler: (*Server).exportMemories},
+		{Method: "POST", Path: "/api/v1/import", Scopes: []string{auth.ScopeMemoriesWrite}, Status: 200,
+			Summary: "Import an export file (application/x-ndjson) or an OpenMemory export zip (application/zip), all or nothing, into access entities your grants cover",
+			Query:   importParams, Request: transfer.Record{}, RequestTypes: []string{transfer.ContentType, transfer.ZipContentType},
+			Response: importResponse{}, LargeBody: true, handler: (*Server).importMemories},
 		{Method: "GET", Path: "/api/v1/audit", Scopes: []string{auth.ScopeAuditRead}, Status: 200,
 			Summary: "Audit records of your org, oldest first, with cursor pagination on seq", Query: auditParams,
 			Response: auditResponse{}, handler: (*Server).listAudit},
@@ -111,7 +126,11 @@ func Routes() []Route {
 func (s *Server) routes() {
 	for _, rt := range Routes() {
 		handle := rt.handler
-		h := s.limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
+		limit := s.limitBody
+		if rt.LargeBody {
+			limit = s.limitImport
+		}
+		h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(s, w, r) }))
 		limited := s.opts.RateLimiter.Wrap(RouteClass(rt.Method, rt.Path), s.requireScopes(rt.Scopes, h))
 		s.mux.Handle(rt.Method+" "+rt.Path, s.authenticate(limited))
 	}
