@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -130,21 +131,43 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
+	limits, err := httpapi.ParseRateLimits(cfg.RateLimits, httpapi.DefaultRateLimits())
+	if err != nil {
+		return fmt.Errorf("config: rate_limits: %w", err)
+	}
+	trusted, err := httpapi.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// With Valkey every replica takes from the same buckets.
+	limiter := httpapi.NewRateLimiter(httpapi.RateLimiterOptions{
+		Limits: limits, Shared: b.shared, Logger: log,
+		OnReject:      func(class string) { b.metrics.Load().RateLimitRejected(class) },
+		OnUnavailable: func(string) { b.metrics.Load().SetDependencyUp("valkey", false) },
+	})
+	logLimits(log, limits, trusted)
 	svc := memory.NewService(b.store, memory.Options{Audit: rec, Vectors: b.serviceVectors(), Ranking: ranking})
 	mcp := mcpserver.New(svc, mcpserver.Options{
 		Logger: log, Verifier: verifier, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
 		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL, Audit: rec,
+		Limit: func(h http.Handler) http.Handler { return limiter.WrapPOST(httpapi.ClassMCP, h) },
 	})
 	api := httpapi.New(svc, httpapi.Options{
 		Logger: log, Verifier: verifier, APIKeys: keys, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
 		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(), Audit: rec,
-		Checks:      b.checks,
-		Version:     v,
-		Resource:    resource,
-		DPoP:        dpop,
-		PublicURL:   publicURL,
-		CORSOrigins: cfg.CORSOrigins,
-		Shared:      b.shared,
+		Checks:   b.checks,
+		Breakers: b.breakers,
+		OnDependency: func(name string, up bool) {
+			b.metrics.Load().SetDependencyUp(name, up)
+		},
+		RateLimiter:    limiter,
+		TrustedProxies: trusted,
+		Version:        v,
+		Resource:       resource,
+		DPoP:           dpop,
+		PublicURL:      publicURL,
+		CORSOrigins:    cfg.CORSOrigins,
+		Shared:         b.shared,
 	})
 	srv := &http.Server{
 		Handler:           api,
@@ -163,12 +186,25 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	// Readiness fails first so load balancers stop sending work, then
-	// in-flight requests drain until the deadline.
-	log.Info("shutting down", "wait", cfg.ShutdownWait.String())
+	// Readiness fails and new work is refused first, for shutdown_delay,
+	// so that load balancers stop sending work; then the listener closes,
+	// MCP sessions end after their running requests (their streams close
+	// cleanly and clients reconnect elsewhere: http.Server.Shutdown does
+	// not end streaming responses itself), and in-flight requests finish,
+	// all within shutdown_wait. Requests keep their own contexts: nothing
+	// in flight is cancelled before the deadline.
+	log.Info("shutting down", "delay", cfg.ShutdownDelay.String(), "wait", cfg.ShutdownWait.String())
 	api.Drain()
+	if cfg.ShutdownDelay > 0 {
+		select {
+		case <-time.After(cfg.ShutdownDelay):
+		case err := <-serveErr:
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownWait)
 	defer cancel()
+	srv.RegisterOnShutdown(func() { mcp.CloseSessions(sctx) })
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown deadline passed; closing remaining connections", "err", err)
 		_ = srv.Close()
@@ -178,6 +214,16 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// logLimits logs the rate limits and trusted proxies serve applies.
+func logLimits(log *slog.Logger, limits map[string]httpapi.RateLimit, trusted []netip.Prefix) {
+	attrs := make([]any, 0, 2*len(httpapi.RateClasses)+2)
+	for _, c := range httpapi.RateClasses {
+		attrs = append(attrs, c, limits[c].String())
+	}
+	log.Info("rate limits per principal (requests per minute unless a period is given; 0: none)",
+		append(attrs, "trusted_proxies", fmt.Sprint(trusted))...)
 }
 
 func newLogger(cfg config.Config, e env) *slog.Logger {
