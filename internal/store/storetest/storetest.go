@@ -92,6 +92,8 @@ func Run(t *testing.T, open func(t *testing.T) memory.Store) {
 		{"Graph", testGraph},
 		{"Embeddings", testEmbeddings},
 		{"Lookup", testLookup},
+		{"GDPR", testGDPR},
+		{"Retention", testRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

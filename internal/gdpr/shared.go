@@ -1,0 +1,88 @@
+package gdpr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/codingbrain/codingbrain/internal/kv"
+)
+
+// sessionPrefix is where the MCP server keeps session bindings
+// (internal/mcpserver/sessions.go); a binding's "user" is "<org>/<sub>".
+const sessionPrefix = "mcp:session:"
+
+// SharedItem is one key of the shared state that concerns a subject.
+type SharedItem struct {
+	Key  string          `json:"key"`
+	Kind string          `json:"kind"` // session or key
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// sharedItems lists the subject's items in the shared state:
+//
+//   - MCP session bindings whose owner is "<org>/<sub>";
+//   - any other key whose name holds both the org and the subject as a word
+//     (rate-limit buckets and caches keyed by principal). Keys without the
+//     subject — DPoP replay entries (proof ids), failed-authentication
+//     counters (client addresses) — are not personal to the subject.
+func (s *Service) sharedItems(ctx context.Context, subj Subject, m matcher) ([]SharedItem, error) {
+	sc, ok := s.o.Shared.(kv.Scanner)
+	if s.o.Shared == nil {
+		return nil, nil
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: the shared state cannot list its keys", ErrNotErasable)
+	}
+	keys, err := sc.Keys(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	owner := subj.OrgID + "/" + subj.ID
+	var items []SharedItem
+	for _, k := range keys {
+		if strings.HasPrefix(k, sessionPrefix) {
+			raw, err := s.o.Shared.Get(ctx, k)
+			if errors.Is(err, kv.ErrMiss) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			var b struct {
+				User string `json:"user"`
+			}
+			if json.Unmarshal(raw, &b) == nil && b.User == owner {
+				items = append(items, SharedItem{Key: k, Kind: "session", Data: raw})
+			}
+			continue
+		}
+		if strings.Contains(k, subj.OrgID) && m.in(k) {
+			items = append(items, SharedItem{Key: k, Kind: "key"})
+		}
+	}
+	return items, nil
+}
+
+type sharedRemoved struct{ sessions, keys int }
+
+// eraseShared removes the subject's items from the shared state.
+func (s *Service) eraseShared(ctx context.Context, subj Subject, m matcher) (sharedRemoved, error) {
+	var n sharedRemoved
+	items, err := s.sharedItems(ctx, subj, m)
+	if err != nil || len(items) == 0 {
+		return n, err
+	}
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.Key
+		if it.Kind == "session" {
+			n.sessions++
+		} else {
+			n.keys++
+		}
+	}
+	return n, s.o.Shared.(kv.Scanner).Forget(ctx, keys...)
+}
