@@ -85,7 +85,8 @@ const (
 	ActionAPIKeyCreate Action = "admin.apikey_create"
 	ActionAPIKeyRevoke Action = "admin.apikey_revoke"
 	// ActionGDPRExport and ActionGDPRErase: a subject's data was exported
-	// or erased (planned).
+	// or erased; the target names the subject by hash only
+	// (subject:<first 16 hex digits of gdpr.Subject.Hash>).
 	ActionGDPRExport Action = "gdpr.export"
 	ActionGDPRErase  Action = "gdpr.erase"
 	// ActionBackupCreate and ActionBackupRestore: a backup was taken or
@@ -96,6 +97,8 @@ const (
 	// imported memories (GET /api/v1/export, POST /api/v1/import).
 	ActionMemoryExport Action = "memory.export"
 	ActionMemoryImport Action = "memory.import"
+	// ActionRetentionSet: an org's retention policy was changed.
+	ActionRetentionSet Action = "admin.retention_set"
 )
 
 // Actions lists every action.
@@ -103,6 +106,7 @@ var Actions = []Action{
 	ActionAuthFailure, ActionAccessForbidden, ActionSessionHijack, ActionMemoryDelete,
 	ActionAPIKeyCreate, ActionAPIKeyRevoke, ActionGDPRExport, ActionGDPRErase,
 	ActionBackupCreate, ActionBackupRestore, ActionMemoryExport, ActionMemoryImport,
+	ActionRetentionSet,
 }
 
 // Outcomes.
@@ -129,7 +133,7 @@ type Event struct {
 	At         time.Time      `json:"at" jsonschema:"when it happened (UTC, microseconds)"`
 	OrgID      string         `json:"org_id" jsonschema:"the org it belongs to; empty for a caller without one"`
 	Actor      string         `json:"actor" jsonschema:"the caller's subject, or anonymous"`
-	Action     Action         `json:"action" jsonschema:"auth.failure, access.forbidden, mcp.session_hijack, memory.delete, admin.apikey_create, admin.apikey_revoke, gdpr.export, gdpr.erase, backup.create, backup.restore, memory.export or memory.import"`
+	Action     Action         `json:"action" jsonschema:"auth.failure, access.forbidden, mcp.session_hijack, memory.delete, admin.apikey_create, admin.apikey_revoke, gdpr.export, gdpr.erase, backup.create, backup.restore, memory.export, memory.import or admin.retention_set"`
 	Target     string         `json:"target,omitempty" jsonschema:"what it was done to, such as memory:<id> or GET /api/v1/memories"`
 	Outcome    string         `json:"outcome" jsonschema:"success or denied"`
 	RemoteAddr string         `json:"remote_addr,omitempty" jsonschema:"the client's address as the server saw it"`
