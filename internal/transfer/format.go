@@ -304,6 +304,8 @@ func decodeStrict(b []byte, v any) error {
 	switch {
 	case errors.As(err, &typeErr):
 		return &memory.ValidationError{Field: typeErr.Field, Reason: fmt.Sprintf("must be %s, not %s", typeErr.Type, typeErr.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &memory.ValidationError{Field: "line", Reason: "malformed JSON: the line ends inside an object"}
 	case errors.As(err, &synErr):
 		return &memory.ValidationError{Field: "line", Reason: fmt.Sprintf("malformed JSON at byte %d: %v", synErr.Offset, err)}
 	case errors.As(err, &timeErr):
