@@ -117,6 +117,21 @@ func Routes() []Route {
 			Summary: "The API keys of your org, revoked ones too (never their secrets)", Response: apiKeyListResponse{}, handler: (*Server).listAPIKeys},
 		{Method: "DELETE", Path: "/api/v1/admin/api-keys/{id}", Scopes: []string{auth.ScopeAdminWrite}, Status: 200,
 			Summary: "Revoke an API key of your org; it stops working at once", Response: apiKeyResponse{}, handler: (*Server).revokeAPIKey},
+		{Method: "GET", Path: "/api/v1/gdpr/subjects/{sub}/export", Scopes: []string{auth.ScopeGDPRRead}, Status: 200,
+			Summary: "Everything stored about a subject of your org (subject access request), with a manifest of what was searched and counts per source",
+			Response: exportResponse{}, handler: (*Server).gdprExport},
+		{Method: "DELETE", Path: "/api/v1/gdpr/subjects/{sub}", Scopes: []string{auth.ScopeGDPRDelete}, Status: 200,
+			Summary: "Erase a subject of your org from the store, its indexes and the shared state (reason required); returns the receipt and the no-trace check",
+			Request: eraseRequest{}, Query: []Param{{Name: "reason", Type: "string", Description: "the reason, when no body is sent"}},
+			Response: eraseResponse{}, handler: (*Server).gdprErase},
+		{Method: "GET", Path: "/api/v1/gdpr/subjects/{sub}/check", Scopes: []string{auth.ScopeGDPRRead}, Status: 200,
+			Summary: "Search every source for a subject of your org; clean when nothing erasable remains",
+			Response: checkResponse{}, handler: (*Server).gdprCheck},
+		{Method: "GET", Path: "/api/v1/admin/retention", Scopes: []string{auth.ScopeAdminRead}, Status: 200,
+			Summary: "Your org's retention policy (0 days keeps that data for ever)", Response: retentionResponse{}, handler: (*Server).getRetention},
+		{Method: "PUT", Path: "/api/v1/admin/retention", Scopes: []string{auth.ScopeAdminWrite}, Status: 200,
+			Summary: "Set your org's retention policy; fields left out keep their value", Request: retentionRequest{},
+			Response: retentionResponse{}, handler: (*Server).setRetention},
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/gdpr"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
 	"github.com/codingbrain/codingbrain/internal/telemetry"
@@ -92,6 +93,12 @@ type Options struct {
 	Version string
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+	// GDPR serves the subject export, erasure and check routes; nil
+	// answers 501.
+	GDPR *gdpr.Service
+	// Retention keeps the orgs' retention policies (the admin routes); nil
+	// answers 501.
+	Retention gdpr.RetentionStore
 }
 
 // Server is the HTTP handler of the whole API.
