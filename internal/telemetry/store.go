@@ -18,17 +18,18 @@ import (
 // then calls the store it wraps.
 //
 // It implements exactly the optional capabilities memory.Service looks for
-// with a type assertion (memory.Lookup, memory.GraphStore), so wrapping does
+// with a type assertion (memory.Lookup, memory.GraphStore, memory.Transfer), so wrapping does
 // not hide them; a test reads internal/memory and fails when the service
 // starts asserting one that ObservedStore lacks. Give it to memory.Service
 // only: the rest of the process (API keys, audit, the change feed,
 // embeddings, backups) keeps using the store itself.
 type ObservedStore struct {
-	inner   memory.Store
-	lookup  memory.Lookup
-	graph   memory.GraphStore
-	metrics *Metrics
-	tracer  trace.Tracer
+	inner    memory.Store
+	lookup   memory.Lookup
+	graph    memory.GraphStore
+	transfer memory.Transfer
+	metrics  *Metrics
+	tracer   trace.Tracer
 }
 
 // ObserveStore wraps s. When s lacks one of the capabilities ObservedStore
@@ -37,10 +38,11 @@ type ObservedStore struct {
 func ObserveStore(s memory.Store, m *Metrics, tp trace.TracerProvider) memory.Store {
 	l, lok := s.(memory.Lookup)
 	g, gok := s.(memory.GraphStore)
-	if !lok || !gok {
+	x, xok := s.(memory.Transfer)
+	if !lok || !gok || !xok {
 		return s
 	}
-	return &ObservedStore{inner: s, lookup: l, graph: g, metrics: m, tracer: Tracer(tp)}
+	return &ObservedStore{inner: s, lookup: l, graph: g, transfer: x, metrics: m, tracer: Tracer(tp)}
 }
 
 var (
