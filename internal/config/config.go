@@ -110,6 +110,18 @@ type Config struct {
 	// ShutdownWait to finish.
 	ShutdownDelay time.Duration `json:"shutdown_delay"`
 
+	// GDPRSharedMemories is what erasing a subject does with the memories
+	// they wrote that others can see: "pseudonymize" (the default: kept,
+	// with the subject replaced by a stable pseudonym) or "delete".
+	GDPRSharedMemories string `json:"gdpr_shared_memories"`
+	// GDPRLedgerFile, when set, is a file every erasure's ledger entry is
+	// also appended to: erasure-ledger.jsonl in the backup directory, so
+	// that restoring a backup taken before an erasure erases again.
+	GDPRLedgerFile string `json:"gdpr_ledger_file"`
+	// RetentionEvery is how often serve applies the orgs' retention
+	// policies (default 1h; 0 never).
+	RetentionEvery time.Duration `json:"retention_every"`
+
 	// embedderAPIKey is the value of $EmbedderAPIKeyEnv (ReadEmbedderAPIKey).
 	embedderAPIKey string
 }
@@ -159,6 +171,9 @@ func Default() Config {
 		EmbedderAPIKeyEnv: DefaultEmbedderAPIKeyEnv,
 		EmbedderTimeout:   10 * time.Second,
 		EmbedderBatch:     64,
+
+		GDPRSharedMemories: "pseudonymize",
+		RetentionEvery:     time.Hour,
 	}
 }
 
@@ -240,6 +255,9 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("RATE_LIMITS", str(&c.RateLimits))
 	env("TRUSTED_PROXIES", func(v string) error { c.TrustedProxies = splitList(v); return nil })
 	env("SHUTDOWN_DELAY", func(v string) (err error) { c.ShutdownDelay, err = time.ParseDuration(v); return err })
+	env("GDPR_SHARED_MEMORIES", str(&c.GDPRSharedMemories))
+	env("GDPR_LEDGER_FILE", str(&c.GDPRLedgerFile))
+	env("RETENTION_EVERY", func(v string) (err error) { c.RetentionEvery, err = time.ParseDuration(v); return err })
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
@@ -304,6 +322,12 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.ShutdownWait = v.ShutdownWait
 		case "shutdown-delay":
 			c.ShutdownDelay = v.ShutdownDelay
+		case "gdpr-shared-memories":
+			c.GDPRSharedMemories = v.GDPRSharedMemories
+		case "gdpr-ledger-file":
+			c.GDPRLedgerFile = v.GDPRLedgerFile
+		case "retention-every":
+			c.RetentionEvery = v.RetentionEvery
 		}
 	})
 	c.ReadEmbedderAPIKey(getenv)
@@ -361,6 +385,11 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 		"SQLite database is the exception and is always initialised. A schema ahead of the\n"+
 		"binary is accepted with a warning. On PostgreSQL, replicas starting together with\n"+
 		"--migrate apply each migration once (advisory lock)")
+	fs.StringVar(&f.given.GDPRSharedMemories, "gdpr-shared-memories", "", "erasing a subject: pseudonymize (default) or delete the memories they wrote\n"+
+		"that others can see")
+	fs.StringVar(&f.given.GDPRLedgerFile, "gdpr-ledger-file", "", "also append every erasure's ledger entry to this `file` (erasure-ledger.jsonl in the\n"+
+		"backup directory), so that restoring an older backup erases again")
+	fs.DurationVar(&f.given.RetentionEvery, "retention-every", 0, "how often the orgs' retention policies are applied (default 1h; 0 never)")
 	return fs, f
 }
 
@@ -432,6 +461,14 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("shutdown_delay %s: use 0s to 5m", c.ShutdownDelay))
+	}
+	switch c.GDPRSharedMemories {
+	case "pseudonymize", "delete":
+	default:
+		errs = append(errs, fmt.Errorf("gdpr_shared_memories %q: use pseudonymize or delete", c.GDPRSharedMemories))
+	}
+	if c.RetentionEvery < 0 || (c.RetentionEvery > 0 && c.RetentionEvery < time.Minute) {
+		errs = append(errs, fmt.Errorf("retention_every %s: use 0 (never) or at least 1m", c.RetentionEvery))
 	}
 	for _, p := range c.TrustedProxies {
 		if _, perr := netip.ParsePrefix(p); perr != nil {
@@ -687,8 +724,10 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		TokenLeeway        string `json:"token_leeway"`
 		EmbedderTimeout    string `json:"embedder_timeout"`
 		ShutdownDelay      string `json:"shutdown_delay"`
+		RetentionEvery     string `json:"retention_every"`
 	}{plain(c), c.ShutdownWait.String(), c.DBConnectTimeout.String(), c.DBStatementTimeout.String(),
-		c.JWKSRefresh.String(), c.TokenLeeway.String(), c.EmbedderTimeout.String(), c.ShutdownDelay.String()})
+		c.JWKSRefresh.String(), c.TokenLeeway.String(), c.EmbedderTimeout.String(), c.ShutdownDelay.String(),
+		c.RetentionEvery.String()})
 }
 
 // UnmarshalJSON reads a config file. Durations are text ("5s", "1m30s") or
@@ -704,6 +743,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		TokenLeeway        json.RawMessage `json:"token_leeway"`
 		EmbedderTimeout    json.RawMessage `json:"embedder_timeout"`
 		ShutdownDelay      json.RawMessage `json:"shutdown_delay"`
+		RetentionEvery     json.RawMessage `json:"retention_every"`
 	}{plain: (*plain)(c)}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
@@ -717,7 +757,8 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		jsonDuration("jwks_refresh", aux.JWKSRefresh, &c.JWKSRefresh),
 		jsonDuration("token_leeway", aux.TokenLeeway, &c.TokenLeeway),
 		jsonDuration("embedder_timeout", aux.EmbedderTimeout, &c.EmbedderTimeout),
-		jsonDuration("shutdown_delay", aux.ShutdownDelay, &c.ShutdownDelay))
+		jsonDuration("shutdown_delay", aux.ShutdownDelay, &c.ShutdownDelay),
+		jsonDuration("retention_every", aux.RetentionEvery, &c.RetentionEvery))
 }
 
 // jsonDuration sets *dst from raw, a duration in a config file, if present.
