@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/codingbrain/codingbrain/internal/backup"
 )
 
 // The erasure ledger is how erasures outlive backups. Every erasure adds
@@ -189,4 +191,38 @@ func ApplyLedger(ctx context.Context, store Store, extra []Erasure, o Options) (
 		rep.Recorded++
 	}
 	return rep, nil
+}
+
+// RestoreEraser re-applies the erasure ledger to a store a backup was just
+// restored into (it implements backup.Eraser): the ledger restored with
+// the backup, and the copy in LedgerFile, which also holds the erasures
+// made after the backup was taken. See ApplyLedger.
+type RestoreEraser struct {
+	// LedgerFile is the ledger's copy beside the backups (LedgerFileName
+	// in the backup directory); "" or a missing file adds nothing.
+	LedgerFile string
+	// Options configure the erasures (the shared state is not touched: a
+	// restore does not restore it).
+	Options Options
+}
+
+// EraseAfterRestore implements backup.Eraser.
+func (r RestoreEraser) EraseAfterRestore(ctx context.Context, st backup.Loader) (string, error) {
+	gs, ok := st.(Store)
+	if !ok {
+		return "", fmt.Errorf("%w: the restored store keeps no erasure ledger", ErrNotErasable)
+	}
+	var extra []Erasure
+	if r.LedgerFile != "" {
+		var err error
+		if extra, err = ReadLedger(r.LedgerFile); err != nil {
+			return "", err
+		}
+	}
+	rep, err := ApplyLedger(ctx, gs, extra, r.Options)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("erasure ledger: %d erasures (%d from %s), %d subjects erased again",
+		rep.Entries, len(extra), filepath.Base(r.LedgerFile), rep.Reapplied), nil
 }

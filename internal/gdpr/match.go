@@ -1,7 +1,6 @@
 package gdpr
 
 import (
-	"encoding/json"
 	"regexp"
 	"slices"
 	"strings"
@@ -206,14 +205,4 @@ func (m matcher) scrubHistory(h memory.HistoryEntry, with string) memory.History
 // accessMentions reports whether an access-log row concerns the subject.
 func (m matcher) accessMentions(a AccessRow) bool {
 	return a.Actor == m.subject || m.in(a.Actor) || m.in(a.Query)
-}
-
-// jsonMentions reports whether a JSON document mentions the subject; used
-// for values kept in shared state.
-func (m matcher) jsonMentions(raw []byte) bool {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return m.in(string(raw))
-	}
-	return m.inValue(v)
 }

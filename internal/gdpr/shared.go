@@ -16,9 +16,9 @@ const sessionPrefix = "mcp:session:"
 
 // SharedItem is one key of the shared state that concerns a subject.
 type SharedItem struct {
-	Key  string          `json:"key"`
-	Kind string          `json:"kind"` // session or key
-	Data json.RawMessage `json:"data,omitempty"`
+	Key  string         `json:"key"`
+	Kind string         `json:"kind"`           // session or key
+	Data map[string]any `json:"data,omitempty"` // a session binding as stored
 }
 
 // sharedItems lists the subject's items in the shared state:
@@ -51,11 +51,9 @@ func (s *Service) sharedItems(ctx context.Context, subj Subject, m matcher) ([]S
 			if err != nil {
 				return nil, err
 			}
-			var b struct {
-				User string `json:"user"`
-			}
-			if json.Unmarshal(raw, &b) == nil && b.User == owner {
-				items = append(items, SharedItem{Key: k, Kind: "session", Data: raw})
+			var b map[string]any
+			if json.Unmarshal(raw, &b) == nil && b["user"] == owner {
+				items = append(items, SharedItem{Key: k, Kind: "session", Data: b})
 			}
 			continue
 		}
