@@ -110,8 +110,8 @@ func (s *Server) observe(next mcp.MethodHandler) mcp.MethodHandler {
 
 // parentContext makes the trace context in params._meta, when there is
 // one, the parent of the call's span; else the HTTP request's, found in
-// ctx (stateless requests run in the request's context) or in the
-// traceparent header httpapi set on the request that carried the call.
+// the traceparent header httpapi set on the request that carried the call
+// to its server span; else whatever ctx carries (stdio: the caller's).
 func parentContext(ctx context.Context, call *mcp.CallToolRequest) context.Context {
 	if meta := call.Params.GetMeta(); meta != nil {
 		if tp, _ := meta[metaTraceparent].(string); tp != "" {
@@ -124,11 +124,12 @@ func parentContext(ctx context.Context, call *mcp.CallToolRequest) context.Conte
 			}
 		}
 	}
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		return ctx
-	}
+	// The header first: a session's context is the one of the request
+	// that opened it (initialize), long ended.
 	if call.Extra != nil && call.Extra.Header != nil {
-		return telemetry.Propagator.Extract(ctx, propagation.HeaderCarrier(call.Extra.Header))
+		if pctx := telemetry.Propagator.Extract(ctx, propagation.HeaderCarrier(call.Extra.Header)); trace.SpanContextFromContext(pctx).IsValid() {
+			return pctx
+		}
 	}
 	return ctx
 }
