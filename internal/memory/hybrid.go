@@ -17,15 +17,17 @@ import (
 	"github.com/codingbrain/codingbrain/internal/embed"
 )
 
-// Hybrid search: the memories the lexical index (Store.Search), the vector
-// index (Vectors) and the entity graph (GraphStore.GraphNeighbours) find
-// for a query are fused by reciprocal rank fusion, then adjusted for what
-// the query names (entity, artifact, category, scope, tags), for age (a
-// half-life) and for validity (superseded facts rank lower). Every source
-// applies the caller's access and the query's filters before it ranks, so
-// a visible match is never crowded out by invisible ones, and memories
-// found by the vector index are read back through Lookup, whose query
-// checks access and filters again against the system of record.
+// Hybrid search: the memories the lexical index (the in-process
+// LexicalIndex when the service's Vectors has one and it is ready, else
+// Store.Search), the vector index (Vectors) and the entity graph
+// (GraphStore.GraphNeighbours) find for a query are fused by reciprocal
+// rank fusion, then adjusted for what the query names (entity, artifact,
+// category, scope, tags), for age (a half-life) and for validity
+// (superseded facts rank lower). Every source applies the caller's access
+// and the query's filters before it ranks, so a visible match is never
+// crowded out by invisible ones, and memories found by the in-process
+// indexes are read back through Lookup, in one query, which checks access
+// and filters again against the system of record.
 
 // SearchMode selects the retrieval a search runs.
 type SearchMode string
@@ -35,9 +37,10 @@ const (
 	// ModeHybrid fuses lexical, vector and graph retrieval (the default
 	// when the service has Vectors).
 	ModeHybrid SearchMode = "hybrid"
-	// ModeLexical is the store's full-text ranking alone (BM25 on SQLite,
-	// ts_rank on PostgreSQL), without boosts: the baseline, and the
-	// default without Vectors.
+	// ModeLexical is full-text ranking alone, without boosts: BM25 in the
+	// in-process LexicalIndex when there is one and it is ready, else the
+	// store's own (BM25 on SQLite, ts_rank on PostgreSQL); the default
+	// without Vectors.
 	ModeLexical SearchMode = "lexical"
 	// ModeVector ranks by embedding similarity alone.
 	ModeVector SearchMode = "vector"
@@ -182,8 +185,22 @@ type Vectors interface {
 	Written(ctx context.Context, m Memory, vec []float32, contentChanged bool)
 }
 
-// VectorHit is a memory the vector index found and its cosine similarity
-// to the query.
+// LexicalIndex is implemented by Vectors that also keep an in-process
+// lexical index over the store's memories (internal/retrieval does); the
+// service then ranks lexical matches there and reads only the final hits
+// from the store (Lookup), and uses Store.Search while the index is not
+// ready or the store cannot Lookup.
+type LexicalIndex interface {
+	// Lexical returns up to k memories of a.OrgID that a may see, that
+	// pass f and that hold any of text's words, best first, with scores
+	// as Store.Search gives them (above 1 for a phrase match). Access and
+	// filters apply before the k are chosen. ok is false while the index
+	// is not ready.
+	Lexical(ctx context.Context, a Access, f Filter, text string, k int) (hits []VectorHit, ok bool)
+}
+
+// VectorHit is a memory an in-process index found and its score: for the
+// vector index, the cosine similarity to the query.
 type VectorHit struct {
 	ID    string
 	Score float64
@@ -284,10 +301,11 @@ func (s *Service) retrieve(ctx context.Context, a Access, q SearchQuery) (Search
 			res.Degraded, res.Reason = true, reason+"; ran lexical search instead"
 			return res, err
 		}
-		list, err := s.lookupRanked(ctx, a, q.Filter, vh, nil)
+		lists, err := s.lookupRanked(ctx, a, q.Filter, nil, vh)
 		if err != nil {
 			return SearchResult{}, err
 		}
+		list := lists[0]
 		hits := make([]Hit, len(list))
 		for i, h := range list {
 			hits[i] = h
@@ -302,11 +320,20 @@ func (s *Service) retrieve(ctx context.Context, a Access, q SearchQuery) (Search
 	return s.lexicalOnly(ctx, a, q)
 }
 
-// lexicalOnly is the store's lexical search as it ranks.
+// lexicalOnly is lexical search as it ranks.
 func (s *Service) lexicalOnly(ctx context.Context, a Access, q SearchQuery) (SearchResult, error) {
-	hits, err := s.store.Search(ctx, a, q)
-	if err != nil {
-		return SearchResult{}, err
+	var hits []Hit
+	if lh, ok := s.indexLexical(ctx, a, q.Text, q.Filter, q.Limit); ok {
+		lists, err := s.lookupRanked(ctx, a, q.Filter, nil, lh)
+		if err != nil {
+			return SearchResult{}, err
+		}
+		hits = lists[0]
+	} else {
+		var err error
+		if hits, err = s.store.Search(ctx, a, q); err != nil {
+			return SearchResult{}, err
+		}
 	}
 	if q.Explain {
 		for i := range hits {
@@ -361,14 +388,36 @@ func isZero(v []float32) bool {
 	return true
 }
 
-// lookupRanked reads the memories of vector hits not in known, keeping the
-// hits' order and dropping those the store no longer shows (changed,
-// deleted, or filtered since the index saw them).
-func (s *Service) lookupRanked(ctx context.Context, a Access, f Filter, vh []VectorHit, known map[string]Memory) ([]Hit, error) {
+// indexLexical asks the in-process lexical index for k memories; ok is
+// false when there is none ready (or the store cannot Lookup what it
+// finds), and the store's search is then the lexical source.
+func (s *Service) indexLexical(ctx context.Context, a Access, text string, f Filter, k int) ([]VectorHit, bool) {
+	lx, ok := s.vectors.(LexicalIndex)
+	if !ok {
+		return nil, false
+	}
+	if _, ok := s.store.(Lookup); !ok {
+		return nil, false
+	}
+	if k <= 0 {
+		k = DefaultHitLimit
+	}
+	return lx.Lexical(ctx, a, f, text, min(k, MaxSearchLimit))
+}
+
+// lookupRanked reads the memories of the in-process indexes' hit lists
+// that are not in known, in one Lookup, and returns each list as hits in
+// its order, dropping those the store no longer shows (changed, deleted,
+// or filtered since the index saw them).
+func (s *Service) lookupRanked(ctx context.Context, a Access, f Filter, known map[string]Memory, lists ...[]VectorHit) ([][]Hit, error) {
 	var ids []string
-	for _, h := range vh {
-		if _, ok := known[h.ID]; !ok {
-			ids = append(ids, h.ID)
+	seen := map[string]bool{}
+	for _, l := range lists {
+		for _, h := range l {
+			if _, ok := known[h.ID]; !ok && !seen[h.ID] {
+				seen[h.ID] = true
+				ids = append(ids, h.ID)
+			}
 		}
 	}
 	rows := map[string]Memory{}
@@ -381,14 +430,17 @@ func (s *Service) lookupRanked(ctx context.Context, a Access, f Filter, vh []Vec
 			rows[m.ID] = m
 		}
 	}
-	out := make([]Hit, 0, len(vh))
-	for _, h := range vh {
-		m, ok := known[h.ID]
-		if !ok {
-			m, ok = rows[h.ID]
-		}
-		if ok {
-			out = append(out, Hit{Memory: m, Score: h.Score})
+	out := make([][]Hit, len(lists))
+	for i, l := range lists {
+		out[i] = make([]Hit, 0, len(l))
+		for _, h := range l {
+			m, ok := known[h.ID]
+			if !ok {
+				m, ok = rows[h.ID]
+			}
+			if ok {
+				out[i] = append(out[i], Hit{Memory: m, Score: h.Score})
+			}
 		}
 	}
 	return out, nil
@@ -418,7 +470,8 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 	var (
 		wg             sync.WaitGroup
 		lexical, graph []Hit
-		vector         []VectorHit
+		vector, lexIx  []VectorHit
+		fromIndex      bool
 		lexErr, vecErr error
 		graphErr       error
 		reason         string
@@ -445,7 +498,11 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 			graphLate = t.C
 		}
 	}
-	wg.Go(func() { lexical, lexErr = s.store.Search(ctx, a, lq) })
+	// The in-process lexical index answers in well under a millisecond:
+	// it runs here, the store's search (its fallback) beside the vectors.
+	if lexIx, fromIndex = s.indexLexical(ctx, a, q.Text, q.Filter, n); !fromIndex {
+		wg.Go(func() { lexical, lexErr = s.store.Search(ctx, a, lq) })
+	}
 	wg.Go(func() { vector, reason, vecErr = s.vectorSearch(ctx, a, q.Text, q.Filter, n) })
 	wg.Wait()
 	if err := cmp.Or(lexErr, vecErr); err != nil {
@@ -487,10 +544,14 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 		known[h.Memory.ID] = h.Memory
 	}
 	var vhits []Hit
-	if len(vector) > 0 {
-		var err error
-		if vhits, err = s.lookupRanked(ctx, a, q.Filter, vector, known); err != nil {
+	if len(vector) > 0 || len(lexIx) > 0 {
+		lists, err := s.lookupRanked(ctx, a, q.Filter, known, vector, lexIx)
+		if err != nil {
 			return SearchResult{}, err
+		}
+		vhits = lists[0]
+		if fromIndex {
+			lexical = lists[1]
 		}
 	}
 

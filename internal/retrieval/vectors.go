@@ -1,6 +1,7 @@
-// Package retrieval keeps the in-process vector index of hybrid search
-// equal to the system of record, on every replica, and answers the
-// service's vector queries (memory.Vectors).
+// Package retrieval keeps the in-process indexes of hybrid search — the
+// vector index and the lexical index — equal to the system of record, on
+// every replica, and answers the service's vector and lexical queries
+// (memory.Vectors, memory.LexicalIndex).
 //
 // The index (internal/retrieval/vectorindex) holds the current embedding
 // of every live memory for the configured embedder's model, with the
@@ -29,6 +30,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/changes"
 	"github.com/codingbrain/codingbrain/internal/embed"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/retrieval/lexindex"
 	"github.com/codingbrain/codingbrain/internal/retrieval/vectorindex"
 )
 
@@ -60,8 +62,9 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
-// Vectors is the vector side of retrieval: the embedder and the index over
-// the stored embeddings of its model. It implements memory.Vectors.
+// Vectors is the in-process side of retrieval: the embedder, the index
+// over the stored embeddings of its model, and the lexical index over every
+// live memory. It implements memory.Vectors and memory.LexicalIndex.
 type Vectors struct {
 	emb   embed.Embedder
 	model string
@@ -74,6 +77,10 @@ type Vectors struct {
 	// embedder learns its dimension from its first answer).
 	ixMu sync.Mutex
 	ix   atomic.Pointer[vectorindex.Index]
+
+	// lex is the lexical index; loaded says Load has filled it.
+	lex    *lexindex.Index
+	loaded atomic.Bool
 
 	cursor memory.ChangeCursor // Load's and Run's; not shared
 
@@ -93,7 +100,10 @@ type status struct {
 	reason string
 }
 
-var _ memory.Vectors = (*Vectors)(nil)
+var (
+	_ memory.Vectors      = (*Vectors)(nil)
+	_ memory.LexicalIndex = (*Vectors)(nil)
+)
 
 // New returns Vectors for emb's model over src, with an empty index: call
 // Load, then Run.
@@ -108,7 +118,7 @@ func New(emb embed.Embedder, src Source, o Options) *Vectors {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &Vectors{emb: emb, model: emb.Model(), src: src, log: log, o: o,
+	v := &Vectors{emb: emb, model: emb.Model(), src: src, log: log, o: o, lex: lexindex.New(),
 		recheck: map[memory.MemoryKey]bool{}, missing: map[memory.MemoryKey]bool{}}
 	if d := emb.Dim(); d > 0 {
 		v.indexFor(d)
@@ -166,6 +176,7 @@ func (v *Vectors) Bytes() int64 {
 
 // Close releases the index. v must not be used after.
 func (v *Vectors) Close() {
+	v.loaded.Store(false)
 	if ix := v.index(); ix != nil {
 		ix.Close()
 	}
@@ -201,8 +212,10 @@ func (v *Vectors) Load(ctx context.Context) error {
 	if ix := v.index(); ix != nil {
 		dims = ix.Dim()
 	}
+	v.loaded.Store(true)
 	v.log.Info("vector index loaded", "model", v.model, "dims", dims, "memories", v.Len(),
 		"without_embedding", v.missingCount(), "mib", v.Bytes()>>20,
+		"lexical_memories", v.lex.Len(), "lexical_mib", v.lex.Bytes()>>20,
 		"took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
@@ -281,6 +294,7 @@ func (v *Vectors) apply(ctx context.Context, cs []memory.Change) error {
 	for k, c := range latest {
 		if c.State == memory.StateDeleted {
 			v.remove(k, false)
+			v.lex.Remove(k.OrgID, k.ID)
 		} else {
 			live = append(live, k)
 		}
@@ -317,6 +331,7 @@ func (v *Vectors) refresh(ctx context.Context, keys []memory.MemoryKey) error {
 		for _, m := range ms {
 			k := memory.MemoryKey{OrgID: m.OrgID, ID: m.ID}
 			found[k] = true
+			v.lex.Upsert(m) // a deleted memory leaves it
 			e, ok := vecs[k]
 			switch {
 			case m.State == memory.StateDeleted:
@@ -335,6 +350,7 @@ func (v *Vectors) refresh(ctx context.Context, keys []memory.MemoryKey) error {
 		for _, k := range chunk {
 			if !found[k] {
 				v.remove(k, false) // purged
+				v.lex.Remove(k.OrgID, k.ID)
 			}
 		}
 	}
@@ -442,6 +458,26 @@ func (v *Vectors) Nearest(_ context.Context, a memory.Access, f memory.Filter, v
 	return out, nil
 }
 
+// Lexical searches the lexical index; see memory.LexicalIndex. It is not
+// ready until Load has filled it.
+func (v *Vectors) Lexical(_ context.Context, a memory.Access, f memory.Filter, text string, k int) ([]memory.VectorHit, bool) {
+	if !v.loaded.Load() {
+		return nil, false
+	}
+	hits, _ := v.lex.Search(a, f, text, k)
+	out := make([]memory.VectorHit, len(hits))
+	for i, h := range hits {
+		out[i] = memory.VectorHit{ID: h.ID, Score: h.Score}
+	}
+	return out, true
+}
+
+// LexicalLen is how many memories the lexical index holds.
+func (v *Vectors) LexicalLen() int { return v.lex.Len() }
+
+// LexicalBytes estimates the memory the lexical index holds.
+func (v *Vectors) LexicalBytes() int64 { return v.lex.Bytes() }
+
 // putTimeout bounds storing the embedding of a memory written here; the
 // backfill stores it if this does not.
 const putTimeout = 2 * time.Second
@@ -451,6 +487,7 @@ const putTimeout = 2 * time.Second
 // next tick; see memory.Vectors.
 func (v *Vectors) Written(ctx context.Context, m memory.Memory, vec []float32, contentChanged bool) {
 	k := memory.MemoryKey{OrgID: m.OrgID, ID: m.ID}
+	v.lex.Upsert(m) // a deleted memory leaves it
 	switch {
 	case m.State == memory.StateDeleted:
 		v.remove(k, false)
