@@ -16,6 +16,10 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
+		var ec exitCodeError
+		if errors.As(err, &ec) { // the command reported, and chose its exit code
+			os.Exit(ec.code)
+		}
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "codingbrain:", err)
 		}
@@ -37,6 +41,7 @@ Usage:
   codingbrain keys generate|retire   make or retire a JWKS signing key pair (rotation)
   codingbrain migrate up|status      apply or list schema migrations (SQLite or PostgreSQL)
   codingbrain audit verify [flags]   check the audit log's hash chain in the database
+  codingbrain backup <cmd> [flags]   create, verify, restore, list, prune backups
   codingbrain reindex [flags]        embed every memory that lacks a current embedding (resumable)
   codingbrain bench retrieval        measure search quality and latency on a labelled data set
   codingbrain healthcheck            exit 0 when the local server is ready (the image's HEALTHCHECK)
@@ -81,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runAudit(ctx, rest, e)
 	case "reindex":
 		return runReindex(ctx, rest, e)
+	case "backup":
+		return runBackup(ctx, rest, e)
 	case "bench":
 		return runBench(ctx, rest, e)
 	case "healthcheck":

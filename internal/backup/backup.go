@@ -25,8 +25,8 @@
 // # What is copied and what is rebuilt
 //
 // Copied: memories, their history, the access log, memory links (made by
-// Relate, not derivable), API keys (hashes only) and the audit log with its
-// hash chain byte for byte. Rebuilt after a restore, because they are
+// Relate, not derivable), API keys (hashes only), the audit log with its
+// hash chain byte for byte, the erasure ledger and retention policies. Rebuilt after a restore, because they are
 // functions of the copied rows and copying them would only add size and a
 // second source of truth: the lexical index (triggers / a generated
 // column), the change feed numbering (a restored store is a new timeline;
@@ -52,11 +52,12 @@
 //
 // RestoreOptions.Filter is the one hook for erasure: every row read from
 // the archive passes through Filter.Keep before it is loaded, so a subject
-// erased after the backup was taken (an erasure ledger kept outside the
-// backups) never comes back. Rows that reference a dropped memory
-// (history, access log, links) are dropped with it. The post-restore checks
-// then compare the store with the rows that were kept, and the report
-// counts what the filter removed per table.
+// erased after the backup was taken (named by the erasure ledger kept
+// beside the backups, internal/gdpr) never comes back, not even for the
+// length of a transaction. Rows that reference a dropped memory (history,
+// access log, links) are dropped with it. The post-restore checks then
+// compare the store with the rows that were kept, and the report counts
+// what the filter removed per table.
 package backup
 
 import (
@@ -87,10 +88,13 @@ const (
 	TableLinks     = "memory_links"
 	TableAPIKeys   = "api_keys"
 	TableAudit     = "audit_log"
+	TableErasures  = "gdpr_erasures"
+	TableRetention = "retention_policies"
 )
 
 // Tables lists every table in an archive, in load order.
-var Tables = []string{TableMemories, TableHistory, TableAccessLog, TableLinks, TableAPIKeys, TableAudit}
+var Tables = []string{TableMemories, TableHistory, TableAccessLog, TableLinks, TableAPIKeys, TableAudit,
+	TableErasures, TableRetention}
 
 // Memory is a row of memories: the memory with its content hash and
 // idempotency key, which the domain type keeps out of JSON.
@@ -139,6 +143,27 @@ type Audit struct {
 	Hash       string    `json:"hash"`
 }
 
+// Erasure is a row of the erasure ledger (no personal data: the subject
+// is a hash).
+type Erasure struct {
+	ID          string    `json:"id"`
+	OrgID       string    `json:"org_id"`
+	SubjectHash string    `json:"subject_hash"`
+	Policy      string    `json:"policy"`
+	ErasedAt    time.Time `json:"erased_at"`
+	ReceiptHash string    `json:"receipt_hash"`
+	Receipt     string    `json:"receipt"`
+}
+
+// RetentionPolicy is a row of retention_policies.
+type RetentionPolicy struct {
+	OrgID                string    `json:"org_id"`
+	AccessLogDays        int       `json:"access_log_days"`
+	ArchiveUntouchedDays int       `json:"archive_untouched_days"`
+	PurgeDeletedDays     int       `json:"purge_deleted_days"`
+	UpdatedAt            time.Time `json:"updated_at"`
+}
+
 // Record converts a to the audit package's record (Detail decoded).
 func (a Audit) Record() (audit.Record, error) {
 	r := audit.Record{Seq: a.Seq, PrevHash: a.PrevHash, Hash: a.Hash}
@@ -169,8 +194,9 @@ type Snapshot interface {
 	// Count returns the number of rows of table.
 	Count(ctx context.Context, table string) (int64, error)
 	// Dump calls emit with every row of table (a Memory, History,
-	// AccessLog, Link, APIKey or Audit, by table) in primary-key order:
-	// memories and links by (org_id, id…), the others by their id or seq.
+	// AccessLog, Link, APIKey, Audit, Erasure or RetentionPolicy, by
+	// table) in primary-key order: memories and links by (org_id, id…),
+	// retention policies by org_id, the others by their id or seq.
 	Dump(ctx context.Context, table string, emit func(row any) error) error
 }
 
@@ -285,6 +311,16 @@ func Canonical(table string, row any) (any, error) {
 			r.At = canonicalTime(r.At)
 			return r, nil
 		}
+	case Erasure:
+		if table == TableErasures {
+			r.ErasedAt = canonicalTime(r.ErasedAt)
+			return r, nil
+		}
+	case RetentionPolicy:
+		if table == TableRetention {
+			r.UpdatedAt = canonicalTime(r.UpdatedAt)
+			return r, nil
+		}
 	}
 	return nil, fmt.Errorf("backup: a %T is not a row of %s", row, table)
 }
@@ -334,6 +370,14 @@ func decodeRow(table string, line []byte) (any, error) {
 		row = r
 	case TableAudit:
 		var r Audit
+		err = json.Unmarshal(line, &r)
+		row = r
+	case TableErasures:
+		var r Erasure
+		err = json.Unmarshal(line, &r)
+		row = r
+	case TableRetention:
+		var r RetentionPolicy
 		err = json.Unmarshal(line, &r)
 		row = r
 	default:

@@ -61,6 +61,10 @@ var dumpQueries = map[string]string{
 		ORDER BY org_id, src_id, type, dst_id`,
 	backup.TableAPIKeys: `SELECT ` + apiKeyColumns + ` FROM api_keys ORDER BY id`,
 	backup.TableAudit:   `SELECT ` + auditColumns + ` FROM audit_log ORDER BY seq`,
+	backup.TableErasures: `SELECT id, org_id, subject_hash, policy, erased_at, receipt_hash, receipt
+		FROM gdpr_erasures ORDER BY id`,
+	backup.TableRetention: `SELECT org_id, access_log_days, archive_untouched_days, purge_deleted_days, updated_at
+		FROM retention_policies ORDER BY org_id`,
 }
 
 func (sn snapshot) Dump(ctx context.Context, table string, emit func(any) error) error {
@@ -111,6 +115,16 @@ func scanDumpRow(table string, rows pgx.Rows) (any, error) {
 			&r.RemoteAddr, &r.RequestID, &r.Detail, &r.PrevHash, &r.Hash)
 		r.At = r.At.UTC()
 		return r, err
+	case backup.TableErasures:
+		var r backup.Erasure
+		err := rows.Scan(&r.ID, &r.OrgID, &r.SubjectHash, &r.Policy, &r.ErasedAt, &r.ReceiptHash, &r.Receipt)
+		r.ErasedAt = r.ErasedAt.UTC()
+		return r, err
+	case backup.TableRetention:
+		var r backup.RetentionPolicy
+		err := rows.Scan(&r.OrgID, &r.AccessLogDays, &r.ArchiveUntouchedDays, &r.PurgeDeletedDays, &r.UpdatedAt)
+		r.UpdatedAt = r.UpdatedAt.UTC()
+		return r, err
 	}
 	return nil, fmt.Errorf("unknown table %q", table)
 }
@@ -119,7 +133,8 @@ func scanDumpRow(table string, rows pgx.Rows) (any, error) {
 func (s *Store) Empty(ctx context.Context) (bool, error) {
 	var any bool
 	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM memories) OR EXISTS (SELECT 1 FROM api_keys)
-		OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM embeddings)`).Scan(&any)
+		OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM embeddings)
+		OR EXISTS (SELECT 1 FROM gdpr_erasures) OR EXISTS (SELECT 1 FROM retention_policies)`).Scan(&any)
 	if err != nil {
 		return false, fmt.Errorf("check the store is empty: %w", s.dbErr(err))
 	}
@@ -132,7 +147,8 @@ func (s *Store) Empty(ctx context.Context) (bool, error) {
 // table's owner, the role migrations run as); the server's log records the
 // ALTER TABLE.
 const replaceStatements = `ALTER TABLE audit_log DISABLE TRIGGER USER;
-TRUNCATE memories, history, access_log, embeddings, entities, mentions, edges, memory_links, api_keys, audit_log;
+TRUNCATE memories, history, access_log, embeddings, entities, mentions, edges, memory_links, api_keys, audit_log,
+	gdpr_erasures, retention_policies;
 ALTER TABLE audit_log ENABLE TRIGGER USER`
 
 // Load runs fn in one transaction (after emptying every table when
@@ -170,6 +186,8 @@ var loadColumns = map[string][]string{
 	backup.TableLinks:     {"org_id", "src_id", "dst_id", "type", "created_by", "created_at"},
 	backup.TableAPIKeys:   strings.Fields(strings.ReplaceAll(apiKeyColumns, ",", " ")),
 	backup.TableAudit:     strings.Fields(strings.ReplaceAll(auditColumns, ",", " ")),
+	backup.TableErasures:  {"id", "org_id", "subject_hash", "policy", "erased_at", "receipt_hash", "receipt"},
+	backup.TableRetention: {"org_id", "access_log_days", "archive_untouched_days", "purge_deleted_days", "updated_at"},
 }
 
 // Put copies rows into table with COPY (row triggers run, so memories get
@@ -223,6 +241,10 @@ func loadArgs(table string, row any) ([]any, error) {
 	case backup.Audit:
 		return []any{r.Seq, utc(r.At), r.OrgID, r.Actor, r.Action, r.Target, r.Outcome, r.RemoteAddr,
 			r.RequestID, r.Detail, r.PrevHash, r.Hash}, nil
+	case backup.Erasure:
+		return []any{r.ID, r.OrgID, r.SubjectHash, r.Policy, utc(r.ErasedAt), r.ReceiptHash, r.Receipt}, nil
+	case backup.RetentionPolicy:
+		return []any{r.OrgID, int32(r.AccessLogDays), int32(r.ArchiveUntouchedDays), int32(r.PurgeDeletedDays), utc(r.UpdatedAt)}, nil
 	}
 	return nil, fmt.Errorf("a %T is not a row of %s", row, table)
 }

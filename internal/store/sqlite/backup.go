@@ -59,6 +59,10 @@ var dumpQueries = map[string]string{
 		ORDER BY s.org_id, s.id, l.type, d.id`,
 	backup.TableAPIKeys: `SELECT ` + apiKeyColumns + ` FROM api_keys ORDER BY id`,
 	backup.TableAudit:   `SELECT ` + auditColumns + ` FROM audit_log ORDER BY seq`,
+	backup.TableErasures: `SELECT id, org_id, subject_hash, policy, erased_at, receipt_hash, receipt
+		FROM gdpr_erasures ORDER BY id`,
+	backup.TableRetention: `SELECT org_id, access_log_days, archive_untouched_days, purge_deleted_days, updated_at
+		FROM retention_policies ORDER BY org_id`,
 }
 
 func (sn snapshot) Dump(ctx context.Context, table string, emit func(any) error) error {
@@ -127,6 +131,28 @@ func scanDumpRow(table string, rows *sql.Rows) (any, error) {
 		var err error
 		r.At, err = parseTime(at)
 		return r, err
+	case backup.TableErasures:
+		var (
+			r  backup.Erasure
+			at string
+		)
+		if err := rows.Scan(&r.ID, &r.OrgID, &r.SubjectHash, &r.Policy, &at, &r.ReceiptHash, &r.Receipt); err != nil {
+			return nil, err
+		}
+		var err error
+		r.ErasedAt, err = parseTime(at)
+		return r, err
+	case backup.TableRetention:
+		var (
+			r  backup.RetentionPolicy
+			at string
+		)
+		if err := rows.Scan(&r.OrgID, &r.AccessLogDays, &r.ArchiveUntouchedDays, &r.PurgeDeletedDays, &at); err != nil {
+			return nil, err
+		}
+		var err error
+		r.UpdatedAt, err = parseTime(at)
+		return r, err
 	}
 	return nil, fmt.Errorf("unknown table %q", table)
 }
@@ -135,7 +161,8 @@ func scanDumpRow(table string, rows *sql.Rows) (any, error) {
 func (s *Store) Empty(ctx context.Context) (bool, error) {
 	var any int
 	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM memories) OR EXISTS (SELECT 1 FROM api_keys)
-		OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM embeddings)`).Scan(&any)
+		OR EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM embeddings)
+		OR EXISTS (SELECT 1 FROM gdpr_erasures) OR EXISTS (SELECT 1 FROM retention_policies)`).Scan(&any)
 	if err != nil {
 		return false, fmt.Errorf("check the store is empty: %w", err)
 	}
@@ -175,6 +202,10 @@ var loadStatements = map[string]string{
 		WHERE s.org_id = ? AND s.id = ? AND d.org_id = s.org_id AND d.id = ?`,
 	backup.TableAPIKeys: `INSERT INTO api_keys (` + apiKeyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	backup.TableAudit:   `INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	backup.TableErasures: `INSERT INTO gdpr_erasures (id, org_id, subject_hash, policy, erased_at, receipt_hash, receipt)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	backup.TableRetention: `INSERT INTO retention_policies (org_id, access_log_days, archive_untouched_days, purge_deleted_days, updated_at)
+		VALUES (?, ?, ?, ?, ?)`,
 }
 
 func (l loadTx) Put(ctx context.Context, table string, rows []any) error {
@@ -244,6 +275,10 @@ func loadArgs(table string, row any) ([]any, error) {
 	case backup.Audit:
 		return []any{r.Seq, formatTime(r.At), r.OrgID, r.Actor, r.Action, r.Target, r.Outcome, r.RemoteAddr,
 			r.RequestID, r.Detail, r.PrevHash, r.Hash}, nil
+	case backup.Erasure:
+		return []any{r.ID, r.OrgID, r.SubjectHash, r.Policy, formatTime(r.ErasedAt), r.ReceiptHash, r.Receipt}, nil
+	case backup.RetentionPolicy:
+		return []any{r.OrgID, r.AccessLogDays, r.ArchiveUntouchedDays, r.PurgeDeletedDays, formatTime(r.UpdatedAt)}, nil
 	}
 	return nil, fmt.Errorf("a %T is not a row of %s", row, table)
 }
@@ -263,6 +298,10 @@ func rowName(row any) string {
 		return r.ID
 	case backup.Audit:
 		return fmt.Sprintf("seq %d", r.Seq)
+	case backup.Erasure:
+		return r.ID
+	case backup.RetentionPolicy:
+		return r.OrgID
 	}
 	return "?"
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/backup"
+	"github.com/codingbrain/codingbrain/internal/gdpr"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
@@ -22,12 +24,14 @@ type BackupStore interface {
 	memory.GraphStore
 	auth.KeyStore
 	audit.Store
+	RecordErasure(ctx context.Context, e gdpr.Erasure) error
+	SetRetentionPolicy(ctx context.Context, p gdpr.RetentionPolicy) error
 }
 
 // Seed fills every table a backup copies: memories of two orgs (one updated,
 // one archived, one with tags, evidence, metadata, validity and an
-// idempotency key), their history, access-log rows, a link, an API key and
-// audit records. It returns the ids of the memories.
+// idempotency key), their history, access-log rows, a link, an API key,
+// audit records, an erasure ledger entry and a retention policy. It returns the ids of the memories.
 func Seed(t testing.TB, st BackupStore) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -98,6 +102,13 @@ func Seed(t testing.TB, st BackupStore) []string {
 			Action: act, Target: fmt.Sprintf("memory:%d", i), Outcome: audit.OutcomeSuccess, Detail: map[string]any{"n": i, "why": "a<b"}}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := st.RecordErasure(ctx, gdpr.Erasure{ID: "er-1", OrgID: "acme", SubjectHash: strings.Repeat("ab", 32),
+		Policy: gdpr.SharedPolicy("delete"), ErasedAt: at, ReceiptHash: strings.Repeat("cd", 32), Receipt: []byte(`{"memories":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetRetentionPolicy(ctx, gdpr.RetentionPolicy{OrgID: "globex", AccessLogDays: 30, PurgeDeletedDays: 90}); err != nil {
+		t.Fatal(err)
 	}
 	return ids
 }
