@@ -43,6 +43,8 @@ type memoryCmd struct {
 	nargs int
 	flags func(fs *flag.FlagSet) // registers the command's own flags
 	run   func(ctx context.Context, c *client.Client, o *output, args []string) error
+	// timeout is the default of --timeout; 30s when zero.
+	timeout time.Duration
 }
 
 // runMemory is the command-line client of the REST API.
@@ -68,15 +70,25 @@ func runClientCommand(ctx context.Context, group, usage string, commands map[str
 		fmt.Fprintf(e.stderr, "unknown %s command %q\n\n%s", group, name, usage)
 		return errUsage
 	}
+	return runClientCmd(ctx, group+" "+name, cmd, rest, e)
+}
 
-	fs := flag.NewFlagSet(group+" "+name, flag.ContinueOnError)
+// runClientCmd runs one REST client command (named label on the command
+// line): it parses the shared and the command's own flags, checks the
+// argument count, builds the client and runs the command.
+func runClientCmd(ctx context.Context, label string, cmd memoryCmd, rest []string, e env) error {
+	fs := flag.NewFlagSet(label, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: codingbrain %s %s %s[flags]\n\n%s\n\nFlags:\n", group, name, cmd.args, cmd.about)
+		fmt.Fprintf(e.stderr, "Usage: codingbrain %s %s[flags]\n\n%s\n\nFlags:\n", label, cmd.args, cmd.about)
 		fs.PrintDefaults()
 	}
 	var g globalFlags
 	g.register(fs)
+	if cmd.timeout > 0 {
+		g.timeout = cmd.timeout
+		fs.Lookup("timeout").DefValue = cmd.timeout.String()
+	}
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
@@ -88,20 +100,20 @@ func runClientCommand(ctx context.Context, group, usage string, commands map[str
 		return errUsage // the flag package printed the problem and the usage
 	}
 	if len(pos) != cmd.nargs {
-		fmt.Fprintf(e.stderr, "%s %s: want %d argument(s) (%s), got %d\n", group, name, cmd.nargs, strings.TrimSpace(cmd.args), len(pos))
+		fmt.Fprintf(e.stderr, "%s: want %d argument(s) (%s), got %d\n", label, cmd.nargs, strings.TrimSpace(cmd.args), len(pos))
 		fs.Usage()
 		return errUsage
 	}
 	c, err := g.client(e)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", group, name, err)
+		return fmt.Errorf("%s: %w", label, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	if err := cmd.run(ctx, c, &output{w: e.stdout, json: g.json}, pos); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(e.stderr, "%s %s: %s\n", group, name, ue)
+			fmt.Fprintf(e.stderr, "%s: %s\n", label, ue)
 			fs.Usage()
 			return errUsage
 		}
