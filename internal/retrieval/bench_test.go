@@ -263,6 +263,7 @@ func BenchmarkRetrieval(b *testing.B) {
 				b.ReportMetric(took.Seconds(), "load-s")
 				b.ReportMetric(float64(v.Len()), "vectors")
 				b.ReportMetric(float64(v.Bytes())/(1<<20), "index-MiB")
+				b.ReportMetric(float64(v.LexicalBytes())/(1<<20), "lexical-MiB")
 				b.ReportMetric(float64(rssMiB()), "rss-MiB")
 				v.Close()
 			})

@@ -155,8 +155,9 @@ func TestHybridFindsWhatLexicalMisses(t *testing.T) {
 	}
 }
 
-// TestFilterBeforeTopK: a memory alice may see, behind 1000 closer ones
-// she may not, is still the answer; no invisible memory is.
+// TestFilterBeforeTopK: a memory alice may see, behind 1000 closer and
+// better lexical matches she may not, is still the answer in every mode;
+// no invisible memory is.
 func TestFilterBeforeTopK(t *testing.T) {
 	st := newSQLite(t)
 	svc := memory.NewService(st, memory.Options{Vectors: vectors(t, embed.NewBuiltin(), st)})
@@ -165,7 +166,7 @@ func TestFilterBeforeTopK(t *testing.T) {
 		add(t, svc, bob, memory.Input{Scope: "user", Content: fmt.Sprintf("Deploy the ledger service with blue green switching, step %d.", i)})
 	}
 	mine := add(t, svc, alice, memory.Input{Scope: "user", Content: "Ledger deploys: switch traffic only after the smoke tests pass."})
-	for _, mode := range []memory.SearchMode{memory.ModeVector, memory.ModeHybrid} {
+	for _, mode := range []memory.SearchMode{memory.ModeVector, memory.ModeLexical, memory.ModeHybrid} {
 		res := search(t, svc, alice, memory.SearchQuery{Text: "deploy the ledger service with blue green switching", Mode: mode, Limit: 1})
 		if fmt.Sprint(hitIDs(res.Hits)) != fmt.Sprint([]string{mine.ID}) {
 			t.Errorf("%s: got %v, want alice's memory", mode, hitIDs(res.Hits))

@@ -1,0 +1,154 @@
+package retrieval_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/codingbrain/codingbrain/internal/embed"
+	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/pgtest"
+	"github.com/codingbrain/codingbrain/internal/retrieval"
+)
+
+// lexicalIDs asks v's lexical index directly (not the service, whose
+// Lookup would read the store's current row whatever the index holds).
+func lexicalIDs(t *testing.T, v *retrieval.Vectors, a memory.Access, f memory.Filter, text string) []string {
+	t.Helper()
+	hits, ok := v.Lexical(context.Background(), a, f, text, 10)
+	if !ok {
+		t.Fatal("the lexical index is not ready after Load")
+	}
+	out := make([]string, len(hits))
+	for i, h := range hits {
+		out[i] = h.ID
+	}
+	return out
+}
+
+// TestLexicalFollowsAnotherReplica: two stores on one database as two
+// replicas; what replica A writes — a new memory, a changed content, an
+// move to another access entity, an archive, a delete — reaches replica B's
+// lexical index through the change feed, and B's lexical search answers
+// from it.
+func TestLexicalFollowsAnotherReplica(t *testing.T) {
+	for name, open := range openers {
+		t.Run(name, func(t *testing.T) {
+			if name == "postgres" {
+				if _, err := pgtest.Available(); err != nil {
+					t.Skip(err)
+				}
+			}
+			sa, sb := open(t)
+			emb := embed.NewBuiltin()
+			svcA := memory.NewService(sa, memory.Options{Vectors: vectors(t, emb, sa)})
+			vb := vectors(t, emb, sb)
+			svcB := memory.NewService(sb, memory.Options{Vectors: vb})
+			alice := as("acme", "alice", "org:acme", "team:acme/api")
+			org := memory.Access{OrgID: "acme", Entities: []string{"org:acme"}}
+			has := func(f memory.Filter, text, id string) func() bool {
+				return func() bool { return slices.Equal(lexicalIDs(t, vb, org, f, text), []string{id}) }
+			}
+			gone := func(f memory.Filter, text string) func() bool {
+				return func() bool { return len(lexicalIDs(t, vb, org, f, text)) == 0 }
+			}
+
+			m := add(t, svcA, alice, memory.Input{Content: "Zanzibar consumers commit offsets only after the ledger write."})
+			eventually(t, "B's index holds A's new memory", has(memory.Filter{}, "zanzibar offsets", m.ID))
+			res := search(t, svcB, alice, memory.SearchQuery{Text: "zanzibar", Mode: memory.ModeLexical})
+			if len(res.Hits) != 1 || res.Hits[0].Memory.ID != m.ID || res.Hits[0].Memory.Content != m.Content {
+				t.Fatalf("B's lexical search: %v", hitIDs(res.Hits))
+			}
+
+			changed := "Quokka consumers commit offsets before the ledger write."
+			if _, err := svcA.Update(alice, m.ID, memory.Patch{Content: &changed}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "B's index has the new words", has(memory.Filter{}, "quokka", m.ID))
+			eventually(t, "B's index lost the old words", gone(memory.Filter{}, "zanzibar"))
+
+			team, scope := "team:acme/api", memory.Scope("team")
+			if _, err := svcA.Update(alice, m.ID, memory.Patch{Scope: &scope, AccessEntity: &team}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "B sees the move to a team", gone(memory.Filter{}, "quokka"))
+			teamAccess := memory.Access{OrgID: "acme", Entities: []string{team}}
+			if got := lexicalIDs(t, vb, teamAccess, memory.Filter{}, "quokka"); !slices.Equal(got, []string{m.ID}) {
+				t.Fatalf("the team sees %v", got)
+			}
+			org = teamAccess
+
+			if _, err := svcA.Transition(alice, m.ID, memory.ActionArchive); err != nil {
+				t.Fatal(err)
+			}
+			active := memory.Filter{States: []memory.State{memory.StateActive}}
+			eventually(t, "B sees the archive", gone(active, "quokka"))
+			if !has(memory.Filter{States: []memory.State{memory.StateArchived}}, "quokka", m.ID)() {
+				t.Fatal("the archived memory left B's index")
+			}
+
+			if _, err := svcA.Delete(alice, m.ID); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "B drops the deleted memory", func() bool { return vb.LexicalLen() == 0 })
+		})
+	}
+}
+
+// TestLexicalLoadsEveryMemory: at start the lexical index holds every live
+// memory, also those without an embedding (the vector index holds only
+// those with one), and no deleted one.
+func TestLexicalLoadsEveryMemory(t *testing.T) {
+	st := newSQLite(t)
+	plain := memory.NewService(st, memory.Options{}) // stores no embeddings
+	alice := as("acme", "alice", "org:acme")
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, add(t, plain, alice, memory.Input{Content: fmt.Sprintf("Runbook %d: drain the wombat node first.", i)}).ID)
+	}
+	if _, err := plain.Delete(alice, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	v := retrieval.New(embed.NewBuiltin(), st, retrieval.Options{})
+	defer v.Close()
+	if _, ok := v.Lexical(t.Context(), memory.Access{OrgID: "acme", Entities: []string{"org:acme"}}, memory.Filter{}, "wombat", 10); ok {
+		t.Fatal("the lexical index says it is ready before Load")
+	}
+	if err := v.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if v.Len() != 0 || v.LexicalLen() != 4 {
+		t.Fatalf("loaded %d vectors and %d lexical entries, want 0 and 4", v.Len(), v.LexicalLen())
+	}
+	got := lexicalIDs(t, v, memory.Access{OrgID: "acme", Entities: []string{"org:acme"}}, memory.Filter{}, "wombat")
+	slices.Sort(got)
+	if !slices.Equal(got, ids[1:]) {
+		t.Fatalf("found %v, want %v", got, ids[1:])
+	}
+}
+
+// TestLexicalFallback: until the index is loaded, lexical search is the
+// store's own, and finds the same memory.
+func TestLexicalFallback(t *testing.T) {
+	st := newSQLite(t)
+	alice := as("acme", "alice", "org:acme")
+	m := add(t, memory.NewService(st, memory.Options{}), alice, memory.Input{Content: "The platypus cache is warmed at deploy."})
+	v := retrieval.New(embed.NewBuiltin(), st, retrieval.Options{})
+	defer v.Close()
+	svc := memory.NewService(st, memory.Options{Vectors: v})
+	for _, loaded := range []bool{false, true} {
+		if loaded {
+			if err := v.Load(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res := search(t, svc, alice, memory.SearchQuery{Text: "platypus", Mode: memory.ModeLexical, Explain: true})
+		if len(res.Hits) != 1 || res.Hits[0].Memory.ID != m.ID || res.Degraded {
+			t.Fatalf("loaded %v: got %v (degraded %v)", loaded, hitIDs(res.Hits), res.Degraded)
+		}
+		if e := res.Hits[0].Explain; e == nil || e.Sources[0].Source != memory.SourceLexical || e.Score <= 0 || e.Score >= 1 {
+			t.Errorf("loaded %v: explain %+v", loaded, res.Hits[0].Explain)
+		}
+	}
+}
