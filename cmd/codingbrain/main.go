@@ -42,6 +42,7 @@ Usage:
   codingbrain migrate up|status      apply or list schema migrations (SQLite or PostgreSQL)
   codingbrain audit verify [flags]   check the audit log's hash chain in the database
   codingbrain backup <cmd> [flags]   create, verify, restore, list, prune backups
+  codingbrain gdpr <cmd> [flags]     export, erase or check a data subject; the erasure ledger
   codingbrain reindex [flags]        embed every memory that lacks a current embedding (resumable)
   codingbrain bench retrieval        measure search quality and latency on a labelled data set
   codingbrain healthcheck            exit 0 when the local server is ready (the image's HEALTHCHECK)
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runAudit(ctx, rest, e)
 	case "reindex":
 		return runReindex(ctx, rest, e)
+	case "gdpr":
+		return runGDPR(ctx, rest, e)
 	case "backup":
 		return runBackup(ctx, rest, e)
 	case "bench":

@@ -309,6 +309,7 @@ func (s *Service) plan(m matcher, pseud string, c contentRows, rc *Receipt) (Pla
 	// rows on kept memories are pseudonymized (they are the memory's
 	// record of changes, and other people's edits depend on them), and so
 	// are others' rows whose before/after mention the subject.
+	rc.Removed[SourceHistory], rc.Pseudonymized[SourceHistory] = 0, 0
 	for _, h := range c.history {
 		if deleted[h.MemoryID] {
 			rc.Removed[SourceHistory]++
