@@ -371,8 +371,8 @@ func TestKubernetesManifests(t *testing.T) {
 					t.Errorf("%s %s is not restricted:\n%v", str(d, "kind"), str(d, "metadata", "name"), err)
 				}
 			}
-			if pods != 3 {
-				t.Errorf("%d pod templates, want 3 (server, backup, backup verify)", pods)
+			if pods != 4 {
+				t.Errorf("%d pod templates, want 4 (server, backup, backup verify, migrate)", pods)
 			}
 			if ns := named(docs, "Namespace", "codingbrain"); str(ns, "metadata", "labels", "pod-security.kubernetes.io/enforce") != "restricted" {
 				t.Error("the namespace does not enforce the restricted profile")
@@ -400,6 +400,9 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 			if v := cron["codingbrain-backup-verify"]; !strings.HasPrefix(v, "backup verify --from ") || !strings.Contains(v, "--max-age 26h") {
 				t.Errorf("backup verify CronJob runs %q", v)
+			}
+			if m := named(docs, "CronJob", "codingbrain-migrate"); cron["codingbrain-migrate"] != "migrate up" || get(m, "spec", "suspend") != true {
+				t.Errorf("migrate CronJob runs %q, suspended %v; want a suspended template of migrate up", cron["codingbrain-migrate"], get(m, "spec", "suspend"))
 			}
 
 			hpaTarget := str(named(docs, "HorizontalPodAutoscaler", "codingbrain"), "spec", "scaleTargetRef", "kind")
