@@ -330,6 +330,8 @@ func (s *Server) addMemories(ctx context.Context, in AddMemoriesInput) (AddMemor
 		return AddMemoriesOutput{}, &memory.ValidationError{Field: "memories", Reason: fmt.Sprintf("has %d items; give 1 to %d", len(in.Memories), maxBatch)}
 	}
 	out := AddMemoriesOutput{Results: make([]AddResult, len(in.Memories))}
+	var added []memory.Memory
+	defer func() { s.changed(ctx, added...) }()
 	for i, nm := range in.Memories {
 		m, created, err := s.svc.Add(ctx, memory.Input{
 			Content: nm.Content, Category: nm.Category, Scope: nm.Scope, ArtifactType: nm.ArtifactType,
@@ -342,6 +344,7 @@ func (s *Server) addMemories(ctx context.Context, in AddMemoriesInput) (AddMemor
 			r = AddResult{Index: i, Status: "failed", Error: s.toolError(ctx, "add_memories", err).Error()}
 		case created:
 			r.Status = "created"
+			added = append(added, m)
 			r.NearDuplicateOf, r.Similarity, _ = memory.NearDuplicateOf(m)
 		}
 		out.Results[i] = r
@@ -410,6 +413,7 @@ func (s *Server) updateMemory(ctx context.Context, in UpdateInput) (MemoryView, 
 	if err != nil {
 		return MemoryView{}, about(in.ID, err)
 	}
+	s.changed(ctx, m)
 	return view(m, true), nil
 }
 
@@ -418,9 +422,14 @@ func (s *Server) deleteMemories(ctx context.Context, in DeleteInput) (DeleteOutp
 		return DeleteOutput{}, &memory.ValidationError{Field: "ids", Reason: fmt.Sprintf("has %d items; give 1 to %d", len(in.IDs), maxBatch)}
 	}
 	out := DeleteOutput{Results: make([]DeleteResult, len(in.IDs))}
+	var deleted []memory.Memory
+	defer func() { s.changed(ctx, deleted...) }()
 	for i, id := range in.IDs {
 		r := DeleteResult{ID: id, Status: "deleted"}
-		if _, err := s.svc.Delete(ctx, id); err != nil {
+		m, err := s.svc.Delete(ctx, id)
+		if err == nil {
+			deleted = append(deleted, m)
+		} else {
 			r.Status = "failed"
 			if errors.Is(err, memory.ErrNotFound) {
 				r.Status = "not_found"

@@ -99,6 +99,9 @@ type Options struct {
 	// TracerProvider makes a span per tool call (telemetry.go); nil makes
 	// none.
 	TracerProvider trace.TracerProvider
+	// ConformanceFixtures also serves the fixtures the MCP conformance
+	// suite calls (fixtures.go). Only for `serve --conformance-fixtures`.
+	ConformanceFixtures bool
 }
 
 // Server is the MCP server of Coding Brain. It is safe for concurrent use.
@@ -112,6 +115,7 @@ type Server struct {
 	sse       *sseHandler
 	sessions  sessionStore
 	tracer    trace.Tracer
+	watch     watchers // sessions' principals, for list_changed (resources.go)
 }
 
 // New returns a Server whose tools call svc.
@@ -137,10 +141,17 @@ func New(svc *memory.Service, opts Options) *Server {
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, sessions: sessionStore{opts.Sessions}, tracer: telemetry.Tracer(opts.TracerProvider)}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "codingbrain", Title: "Coding Brain", Version: opts.Version},
-		&mcp.ServerOptions{Instructions: instructions, Logger: opts.Logger})
+		&mcp.ServerOptions{Instructions: instructions, Logger: opts.Logger,
+			CompletionHandler: s.complete, SubscribeHandler: s.subscribe, UnsubscribeHandler: s.unsubscribe,
+			SetCacheable: cacheable})
 	s.mcp.AddReceivingMiddleware(s.observe)
 	s.addTools()
 	s.addGraphTools()
+	s.addResources()
+	s.addPrompts()
+	if opts.ConformanceFixtures {
+		s.addFixtures()
+	}
 
 	get := func(*http.Request) *mcp.Server { return s.mcp }
 	s.stateful = mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{
@@ -225,7 +236,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if version == "" {
 		version = metaVersion
 	}
-	if method != "initialize" && version >= statelessEra {
+	// An initialize whose _meta names the stateless era is the removed
+	// method of that era (404, -32601), not the start of a session.
+	if version >= statelessEra && (method != "initialize" || metaVersion >= statelessEra) {
 		s.stateless.ServeHTTP(w, r)
 		return
 	}
