@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -125,15 +126,19 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, healthReport{Status: "unavailable", Reason: "shutting down"})
 		return
 	}
+	var reasons []string
 	for _, d := range s.health.run(r.Context()) {
 		if d.Critical && d.Status != "ok" {
 			reason := d.Name + " is unavailable"
 			if d.Error != "unreachable" {
 				reason = d.Name + ": " + d.Error
 			}
-			writeJSON(w, http.StatusServiceUnavailable, healthReport{Status: "unavailable", Reason: reason})
-			return
+			reasons = append(reasons, reason)
 		}
+	}
+	if len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, healthReport{Status: "unavailable", Reason: strings.Join(reasons, "; ")})
+		return
 	}
 	writeJSON(w, http.StatusOK, healthReport{Status: "ok"})
 }
