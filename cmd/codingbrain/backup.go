@@ -27,6 +27,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/backup"
 	"github.com/codingbrain/codingbrain/internal/config"
+	"github.com/codingbrain/codingbrain/internal/gdpr"
 	"github.com/codingbrain/codingbrain/internal/store/postgres"
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 )
@@ -284,6 +285,13 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 	done()
 	if err != nil {
 		return fmt.Errorf("backup create: %w", err)
+	}
+	// The erasure ledger's copy beside the archives, which restores of
+	// older backups re-apply (docs/privacy.md).
+	if gs, ok := src.(gdpr.Store); ok {
+		if _, err := syncLedgerFile(ctx, gs, filepath.Join(to, gdpr.LedgerFileName)); err != nil {
+			return fmt.Errorf("backup create: the backup is written; copying the erasure ledger beside it failed: %w", err)
+		}
 	}
 	var pruned []string
 	if keepDaily > 0 || keepWeek > 0 {
@@ -551,6 +559,13 @@ func backupRestore(ctx context.Context, args []string, e env) (err error) {
 	}
 	fmt.Fprintf(e.stdout, "checks passed: row counts, checksums, foreign keys, audit chain (extract %.1fs, load %.1fs, graph %.1fs, checks %.1fs)\n",
 		rep.ExtractSeconds, rep.LoadSeconds, rep.GraphSeconds, rep.CheckSeconds)
+	// Subjects erased since the backup was taken are erased again before
+	// anything is served from it (docs/privacy.md).
+	summary, err := reapplyErasures(ctx, cfg, target.Path)
+	if err != nil {
+		return fmt.Errorf("backup restore: the data is restored but re-applying the erasure ledger failed; run `codingbrain gdpr ledger --reapply %s` before serving it: %w", target.Path, err)
+	}
+	fmt.Fprintln(e.stdout, summary)
 	if noEmbed {
 		fmt.Fprintln(e.stdout, "embeddings not computed (--skip-embeddings): run `codingbrain reindex`, or serve computes them in the background")
 	} else {

@@ -33,7 +33,9 @@ const gdprUsage = `Usage: codingbrain gdpr <command> --org ORG --subject SUB [fl
           erasable remains
   ledger  list the erasure ledger (no personal data: subjects are hashes);
           with --to DIR, add the entries DIR/erasure-ledger.jsonl lacks
-          (the copy that restores of older backups re-apply)
+          (the copy that restores of older backups re-apply; backup create
+          does it too); with --reapply DIR, erase again every subject the
+          ledger names (backup restore does it after loading)
 
 The store and shared state are chosen as for serve (--database-url,
 --data-dir, --valkey-url, or the CODINGBRAIN_* variables and the config
@@ -52,7 +54,7 @@ func runGDPR(ctx context.Context, args []string, e env) error {
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	var org, subject, reason, out, to, requestedBy string
+	var org, subject, reason, out, to, reapply, requestedBy string
 	var asJSON bool
 	cfg, err := config.LoadWith(rest, e.getenv, func(fs *flag.FlagSet) {
 		if cmd != "ledger" {
@@ -70,6 +72,8 @@ func runGDPR(ctx context.Context, args []string, e env) error {
 			fs.BoolVar(&asJSON, "json", false, "print the check as JSON")
 		case "ledger":
 			fs.StringVar(&to, "to", "", "backup `directory` whose "+gdpr.LedgerFileName+" gets the missing entries")
+			fs.StringVar(&reapply, "reapply", "", "erase again every subject the store's ledger and this backup `directory`'s "+gdpr.LedgerFileName+"\n"+
+				"name (what backup restore does after loading)")
 		}
 	})
 	if errors.Is(err, flag.ErrHelp) {
@@ -84,6 +88,14 @@ func runGDPR(ctx context.Context, args []string, e env) error {
 	}
 	if err != nil {
 		return fmt.Errorf("gdpr %s: %w", cmd, err)
+	}
+	if reapply != "" {
+		summary, err := reapplyErasures(ctx, cfg, reapply)
+		if err != nil {
+			return fmt.Errorf("gdpr ledger: %s", cfg.Redact(err.Error()))
+		}
+		fmt.Fprintln(e.stdout, summary)
+		return nil
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st, shared, closeAll, err := openPrivacy(ctx, cfg, log)
@@ -308,4 +320,18 @@ func syncLedgerFile(ctx context.Context, st gdpr.Store, path string) (int, error
 func restoreEraser(cfg config.Config, dir string) gdpr.RestoreEraser {
 	policy, _ := gdpr.ParseSharedPolicy(cfg.GDPRSharedMemories)
 	return gdpr.RestoreEraser{LedgerFile: filepath.Join(dir, gdpr.LedgerFileName), Options: gdpr.Options{SharedMemories: policy}}
+}
+
+// reapplyErasures runs the erasure ledger over the store cfg names, just
+// restored from a backup in dir: the entries restored with the backup and
+// those in dir's ledger file (erasures made after the backup was taken).
+func reapplyErasures(ctx context.Context, cfg config.Config, dir string) (string, error) {
+	log := slog.New(slog.DiscardHandler)
+	st, _, closeAll, err := openPrivacy(ctx, cfg, log) // the shared state is not restored
+	if err != nil {
+		return "", err
+	}
+	defer closeAll()
+	r := restoreEraser(cfg, dir)
+	return gdpr.ReapplyLedger(ctx, st, r.LedgerFile, r.Options)
 }
