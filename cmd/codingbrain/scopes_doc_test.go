@@ -51,7 +51,8 @@ func scopesDoc() string {
 	for _, r := range httpapi.Routes() {
 		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", r.Method, r.Path, scopeList(r.Scopes))
 	}
-	b.WriteString("\nHealth (`/health/*`), `/openapi.json` and `/.well-known/oauth-protected-resource` need no token.\n")
+	fmt.Fprintf(&b, "\n`GET /metrics` (Prometheus) needs `%s`; `serve --metrics-addr` also serves it without a token on a separate, internal listener.\n", auth.ScopeMetricsRead)
+	b.WriteString("Health (`/health/*`), `/openapi.json` and `/.well-known/oauth-protected-resource` need no token.\n")
 	b.WriteString("\n## MCP tools\n\n| Tool | Scopes |\n|---|---|\n")
 	tools := mcpserver.ToolScopes()
 	names := make([]string, 0, len(tools))

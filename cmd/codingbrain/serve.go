@@ -34,25 +34,17 @@ config file field (see README).
 Flags:
 `
 
-const conformanceUsage = "also serve the fixtures of the MCP conformance suite, and MCP without a token (loopback only; testing)"
-
 // runServe wires the server top to bottom — config, logger, store, auth,
 // service, REST and MCP handlers, HTTP server — and stops it in reverse
 // order when ctx ends.
 func runServe(ctx context.Context, args []string, e env) (err error) {
-	var fixtures bool
-	cfg, err := config.LoadWith(args, e.getenv, func(fs *flag.FlagSet) {
-		fs.BoolVar(&fixtures, "conformance-fixtures", false, conformanceUsage)
-	})
+	cfg, err := config.Load(args, e.getenv)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(e.stdout, serveUsage+config.Usage()+"  -conformance-fixtures\n    \t"+conformanceUsage+"\n")
+		fmt.Fprint(e.stdout, serveUsage+config.Usage())
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
-	}
-	if host, _, _ := net.SplitHostPort(cfg.Addr); fixtures && !config.IsLoopback(host) {
-		return fmt.Errorf("config: --conformance-fixtures: refused on %q; it serves MCP without a token and works only on a loopback address", cfg.Addr)
 	}
 	// A driver's error may quote the URL it was given: no password leaves.
 	defer func() {
@@ -142,16 +134,6 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		dev = &auth.Principal{Subject: "dev", OrgID: "local", Scopes: auth.AllScopes, Grants: []string{"org:local"}, App: "dev"}
 		log.Warn("serving WITHOUT authentication (--insecure-dev-no-auth); loopback only, never in production", "addr", cfg.Addr)
 	}
-	mcpDev := dev
-	if fixtures && dev == nil {
-		// The conformance suite sends no token: MCP (not REST) accepts
-		// requests without one as a principal of its own org.
-		mcpDev = &auth.Principal{Subject: "conformance", OrgID: "conformance", App: "conformance",
-			Scopes: []string{auth.ScopeMemoriesRead, auth.ScopeMemoriesWrite, auth.ScopeMemoriesDelete, auth.ScopeSearchRead}}
-	}
-	if fixtures {
-		log.Warn("serving MCP conformance fixtures, and MCP WITHOUT a token (--conformance-fixtures); loopback only, for testing, never in production", "addr", cfg.Addr)
-	}
 	log.Info("authentication", "issuer", cfg.Issuer, "audience", audience, "jwks_url", cfg.JWKSURL)
 	resourceMetadata := publicURL + "/.well-known/oauth-protected-resource"
 
@@ -182,7 +164,7 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	// process (keys, audit, change feed, embeddings) uses the store itself.
 	svc := memory.NewService(telemetry.ObserveStore(b.store, obs.metrics, obs.tracing.Provider), memory.Options{Audit: rec, Vectors: b.serviceVectors(), Ranking: ranking})
 	mcp := mcpserver.New(svc, mcpserver.Options{
-		Logger: log, Verifier: verifier, DevPrincipal: mcpDev, ConformanceFixtures: fixtures, ResourceMetadataURL: resourceMetadata,
+		Logger: log, Verifier: verifier, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
 		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL, Audit: rec,
 		Limit:   func(h http.Handler) http.Handler { return limiter.WrapPOST(httpapi.ClassMCP, h) },
 		Metrics: obs.metrics, TracerProvider: obs.tracing.Provider,
