@@ -17,7 +17,6 @@ import (
 	"github.com/codingbrain/codingbrain/internal/httpapi"
 	"github.com/codingbrain/codingbrain/internal/mcpserver"
 	"github.com/codingbrain/codingbrain/internal/memory"
-	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
 // dbFile is the SQLite database inside the data directory.
@@ -34,17 +33,25 @@ config file field (see README).
 Flags:
 `
 
+const conformanceUsage = "also serve the fixtures of the MCP conformance suite, and MCP without a token (loopback only; testing)"
+
 // runServe wires the server top to bottom — config, logger, store, auth,
 // service, REST and MCP handlers, HTTP server — and stops it in reverse
 // order when ctx ends.
 func runServe(ctx context.Context, args []string, e env) (err error) {
-	cfg, err := config.Load(args, e.getenv)
+	var fixtures bool
+	cfg, err := config.LoadWith(args, e.getenv, func(fs *flag.FlagSet) {
+		fs.BoolVar(&fixtures, "conformance-fixtures", false, conformanceUsage)
+	})
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(e.stdout, serveUsage+config.Usage())
+		fmt.Fprint(e.stdout, serveUsage+config.Usage()+"  -conformance-fixtures\n    \t"+conformanceUsage+"\n")
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.Addr); fixtures && !config.IsLoopback(host) {
+		return fmt.Errorf("config: --conformance-fixtures: refused on %q; it serves MCP without a token and works only on a loopback address", cfg.Addr)
 	}
 	// A driver's error may quote the URL it was given: no password leaves.
 	defer func() {
@@ -56,17 +63,6 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	}()
 	log := newLogger(cfg, e)
 	v, _, _ := buildInfo()
-	// Metrics and tracing first, so that everything after records; queued
-	// spans are flushed last, after the servers have stopped.
-	obs, err := newObservability(ctx, e, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		obs.shutdown(fctx, log)
-	}()
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -76,8 +72,6 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer b.Close()
-	b.observe(obs.metrics)
-	b.embedder = telemetry.ObserveEmbedder(b.embedder, obs.metrics, obs.tracing.Provider)
 	// The vector index loads before serving and then follows the store;
 	// embeddings follow it in the background and report to the index.
 	if err := b.startVectors(ctx, log); err != nil {
@@ -134,6 +128,16 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		dev = &auth.Principal{Subject: "dev", OrgID: "local", Scopes: auth.AllScopes, Grants: []string{"org:local"}, App: "dev"}
 		log.Warn("serving WITHOUT authentication (--insecure-dev-no-auth); loopback only, never in production", "addr", cfg.Addr)
 	}
+	mcpDev := dev
+	if fixtures && dev == nil {
+		// The conformance suite sends no token: MCP (not REST) accepts
+		// requests without one as a principal of its own org.
+		mcpDev = &auth.Principal{Subject: "conformance", OrgID: "conformance", App: "conformance",
+			Scopes: []string{auth.ScopeMemoriesRead, auth.ScopeMemoriesWrite, auth.ScopeMemoriesDelete, auth.ScopeSearchRead}}
+	}
+	if fixtures {
+		log.Warn("serving MCP conformance fixtures, and MCP WITHOUT a token (--conformance-fixtures); loopback only, for testing, never in production", "addr", cfg.Addr)
+	}
 	log.Info("authentication", "issuer", cfg.Issuer, "audience", audience, "jwks_url", cfg.JWKSURL)
 	resourceMetadata := publicURL + "/.well-known/oauth-protected-resource"
 
@@ -160,14 +164,11 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		OnUnavailable: func(string) { b.metrics.Load().SetDependencyUp("valkey", false) },
 	})
 	logLimits(log, limits, trusted)
-	// The service's store calls get spans and timings; the rest of the
-	// process (keys, audit, change feed, embeddings) uses the store itself.
-	svc := memory.NewService(telemetry.ObserveStore(b.store, obs.metrics, obs.tracing.Provider), memory.Options{Audit: rec, Vectors: b.serviceVectors(), Ranking: ranking})
+	svc := memory.NewService(b.store, memory.Options{Audit: rec, Vectors: b.serviceVectors(), Ranking: ranking})
 	mcp := mcpserver.New(svc, mcpserver.Options{
-		Logger: log, Verifier: verifier, DevPrincipal: dev, ResourceMetadataURL: resourceMetadata,
+		Logger: log, Verifier: verifier, DevPrincipal: mcpDev, ConformanceFixtures: fixtures, ResourceMetadataURL: resourceMetadata,
 		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL, Audit: rec,
-		Limit:   func(h http.Handler) http.Handler { return limiter.WrapPOST(httpapi.ClassMCP, h) },
-		Metrics: obs.metrics, TracerProvider: obs.tracing.Provider,
+		Limit: func(h http.Handler) http.Handler { return limiter.WrapPOST(httpapi.ClassMCP, h) },
 	})
 	api := httpapi.New(svc, httpapi.Options{
 		Logger: log, Verifier: verifier, APIKeys: keys, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
@@ -185,9 +186,6 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		PublicURL:      publicURL,
 		CORSOrigins:    cfg.CORSOrigins,
 		Shared:         b.shared,
-		Metrics:        obs.metrics,
-		TracerProvider: obs.tracing.Provider,
-		MetricsHandler: obs.handler,
 	})
 	srv := &http.Server{
 		Handler:           api,
@@ -195,18 +193,6 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
-	if cfg.MetricsAddr != "" {
-		stopMetrics, _, err := startMetricsListener(cfg.MetricsAddr, obs.handler, log)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			stopMetrics(mctx)
-		}()
 	}
 
 	serveErr := make(chan error, 1)
@@ -256,4 +242,14 @@ func logLimits(log *slog.Logger, limits map[string]httpapi.RateLimit, trusted []
 	}
 	log.Info("rate limits per principal (requests per minute unless a period is given; 0: none)",
 		append(attrs, "trusted_proxies", fmt.Sprint(trusted))...)
+}
+
+func newLogger(cfg config.Config, e env) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(e.stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(e.stderr, opts))
 }
