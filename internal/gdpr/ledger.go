@@ -212,17 +212,23 @@ func (r RestoreEraser) EraseAfterRestore(ctx context.Context, st backup.Loader) 
 	if !ok {
 		return "", fmt.Errorf("%w: the restored store keeps no erasure ledger", ErrNotErasable)
 	}
+	return ReapplyLedger(ctx, gs, r.LedgerFile, r.Options)
+}
+
+// ReapplyLedger runs ApplyLedger with the entries of the ledger file at
+// path ("" or a missing file: none) and summarises what it did.
+func ReapplyLedger(ctx context.Context, st Store, path string, o Options) (string, error) {
 	var extra []Erasure
-	if r.LedgerFile != "" {
+	if path != "" {
 		var err error
-		if extra, err = ReadLedger(r.LedgerFile); err != nil {
+		if extra, err = ReadLedger(path); err != nil {
 			return "", err
 		}
 	}
-	rep, err := ApplyLedger(ctx, gs, extra, r.Options)
+	rep, err := ApplyLedger(ctx, st, extra, o)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("erasure ledger: %d erasures (%d from %s), %d subjects erased again",
-		rep.Entries, len(extra), filepath.Base(r.LedgerFile), rep.Reapplied), nil
+	return fmt.Sprintf("erasure ledger: %d erasures (%d in %s), %d subjects erased again",
+		rep.Entries, len(extra), filepath.Base(path), rep.Reapplied), nil
 }
