@@ -17,6 +17,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/httpapi"
 	"github.com/codingbrain/codingbrain/internal/mcpserver"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
 // dbFile is the SQLite database inside the data directory.
@@ -63,6 +64,17 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 	}()
 	log := newLogger(cfg, e)
 	v, _, _ := buildInfo()
+	// Metrics and tracing first, so that everything after records; queued
+	// spans are flushed last, after the servers have stopped.
+	obs, err := newObservability(ctx, e, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		obs.shutdown(fctx, log)
+	}()
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -72,6 +84,8 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer b.Close()
+	b.observe(obs.metrics)
+	b.embedder = telemetry.ObserveEmbedder(b.embedder, obs.metrics, obs.tracing.Provider)
 	// The vector index loads before serving and then follows the store;
 	// embeddings follow it in the background and report to the index.
 	if err := b.startVectors(ctx, log); err != nil {
@@ -164,11 +178,14 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		OnUnavailable: func(string) { b.metrics.Load().SetDependencyUp("valkey", false) },
 	})
 	logLimits(log, limits, trusted)
-	svc := memory.NewService(b.store, memory.Options{Audit: rec, Vectors: b.serviceVectors(), Ranking: ranking})
+	// The service's store calls get spans and timings; the rest of the
+	// process (keys, audit, change feed, embeddings) uses the store itself.
+	svc := memory.NewService(telemetry.ObserveStore(b.store, obs.metrics, obs.tracing.Provider), memory.Options{Audit: rec, Vectors: b.serviceVectors(), Ranking: ranking})
 	mcp := mcpserver.New(svc, mcpserver.Options{
 		Logger: log, Verifier: verifier, DevPrincipal: mcpDev, ConformanceFixtures: fixtures, ResourceMetadataURL: resourceMetadata,
 		Version: v, MaxBodyBytes: cfg.MaxBodyBytes, Sessions: b.shared, DPoP: dpop, PublicURL: publicURL, Audit: rec,
-		Limit: func(h http.Handler) http.Handler { return limiter.WrapPOST(httpapi.ClassMCP, h) },
+		Limit:   func(h http.Handler) http.Handler { return limiter.WrapPOST(httpapi.ClassMCP, h) },
+		Metrics: obs.metrics, TracerProvider: obs.tracing.Provider,
 	})
 	api := httpapi.New(svc, httpapi.Options{
 		Logger: log, Verifier: verifier, APIKeys: keys, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
@@ -186,6 +203,9 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		PublicURL:      publicURL,
 		CORSOrigins:    cfg.CORSOrigins,
 		Shared:         b.shared,
+		Metrics:        obs.metrics,
+		TracerProvider: obs.tracing.Provider,
+		MetricsHandler: obs.handler,
 	})
 	srv := &http.Server{
 		Handler:           api,
@@ -193,6 +213,18 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if cfg.MetricsAddr != "" {
+		stopMetrics, _, err := startMetricsListener(cfg.MetricsAddr, obs.handler, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			stopMetrics(mctx)
+		}()
 	}
 
 	serveErr := make(chan error, 1)
@@ -242,14 +274,4 @@ func logLimits(log *slog.Logger, limits map[string]httpapi.RateLimit, trusted []
 	}
 	log.Info("rate limits per principal (requests per minute unless a period is given; 0: none)",
 		append(attrs, "trusted_proxies", fmt.Sprint(trusted))...)
-}
-
-func newLogger(cfg config.Config, e env) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(e.stderr, opts))
-	}
-	return slog.New(slog.NewJSONHandler(e.stderr, opts))
 }
