@@ -194,3 +194,25 @@ func TestValkeyBreaker(t *testing.T) {
 		t.Fatalf("state changes %q", got)
 	}
 }
+
+// TestMemoryKeepsSlowBuckets: a bucket that refills slower than the sweep
+// runs is kept until it is full again, so a daily limit is not reset by
+// an hour of quiet.
+func TestMemoryKeepsSlowBuckets(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := kv.NewMemory(func() time.Time { return now })
+	if d, _ := m.Allow(ctx, "daily", 1.0/86400, 1); !d.Allowed {
+		t.Fatal("first request refused")
+	}
+	now = now.Add(2 * time.Hour)
+	_ = m.Set(ctx, "sweep", nil, 0) // runs the sweep
+	if d, _ := m.Allow(ctx, "daily", 1.0/86400, 1); d.Allowed || d.RetryAfter < 21*time.Hour {
+		t.Fatalf("second request after 2h: %+v, want refused for about 22h", d)
+	}
+	now = now.Add(23 * time.Hour)
+	_ = m.Set(ctx, "sweep", nil, 0)
+	if d, _ := m.Allow(ctx, "daily", 1.0/86400, 1); !d.Allowed {
+		t.Fatalf("after a day: %+v", d)
+	}
+}

@@ -24,6 +24,7 @@ type entry struct {
 type bucket struct {
 	tokens float64
 	at     time.Time
+	full   time.Time // when it is full again: from then on it can be forgotten
 }
 
 var _ Store = (*Memory)(nil)
@@ -56,7 +57,7 @@ func (m *Memory) gc(now time.Time) {
 		m.live(k, now)
 	}
 	for k, b := range m.buckets {
-		if now.Sub(b.at) > time.Hour {
+		if now.After(b.full) {
 			delete(m.buckets, k)
 		}
 	}
@@ -136,6 +137,7 @@ func (m *Memory) Allow(_ context.Context, key string, rate float64, burst int) (
 	}
 	d.Remaining = int(b.tokens)
 	d.ResetAfter = time.Duration((float64(burst) - b.tokens) / rate * float64(time.Second))
+	b.full = now.Add(d.ResetAfter)
 	m.buckets[key] = b
 	return d, nil
 }
