@@ -234,7 +234,7 @@ func Verify(ctx context.Context, t Target, o VerifyOptions) *Report {
 		return r
 	}
 	defer rc.Close()
-	rep, err := restore(ctx, rc, scratch, RestoreOptions{Identities: o.Identities, TempDir: o.TempDir, Progress: o.Progress})
+	rep, err := restore(ctx, rc, scratch, RestoreOptions{Identities: o.Identities, TempDir: o.TempDir, Progress: o.Progress, skipGraph: true})
 	if rep != nil && rep.extracted != nil {
 		defer rep.extracted.Remove()
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/codingbrain/codingbrain/internal/backup"
 )
@@ -172,6 +173,15 @@ func (s *Store) Empty(ctx context.Context) (bool, error) {
 // Load runs fn in one write transaction. Replacing the data of an SQLite
 // store is not done in place (the audit log refuses deletes): restore into
 // a new file and move the old one aside instead.
+//
+// It loads in bulk: the transaction first drops the triggers on memories
+// (lexical index, change feed) and the non-unique indexes of the loaded
+// tables, keeping their SQL as sqlite_master has it, and after fn
+// recreates them from that SQL, rebuilds the lexical index in one pass and
+// numbers the change feed in rowid order as migration 0002 does. Unique
+// indexes stay, so duplicates are refused as rows arrive. At 100,000
+// memories this is several times faster than maintaining the index row by
+// row, and the result is the same.
 func (s *Store) Load(ctx context.Context, replace bool, fn func(backup.Tx) error) error {
 	if replace {
 		return errors.New("load: an SQLite store is replaced by restoring into a new file, not in place")
@@ -181,13 +191,74 @@ func (s *Store) Load(ctx context.Context, replace bool, fn func(backup.Tx) error
 		return fmt.Errorf("load: %w", err)
 	}
 	defer tx.Rollback()
+	var empty int
+	if err := tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM memories)`).Scan(&empty); err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	var deferred []string
+	if empty == 1 {
+		if deferred, err = dropForBulk(ctx, tx); err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+	}
 	if err := fn(loadTx{tx}); err != nil {
 		return err
+	}
+	if len(deferred) > 0 {
+		for _, q := range []string{
+			`UPDATE memories SET change_seq = seq`,
+			`UPDATE change_counter SET seq = (SELECT coalesce(max(change_seq), 0) FROM memories) WHERE id = 1`,
+			`INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+		}
+		for _, q := range deferred {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("load: recreate %q: %w", q, err)
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("load: commit: %w", err)
 	}
 	return nil
+}
+
+// dropForBulk drops the triggers on memories and the non-unique indexes of
+// the tables a backup loads, and returns the statements that recreate them.
+func dropForBulk(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT m.type, m.name, m.sql FROM sqlite_master m
+		WHERE (m.type = 'trigger' AND m.tbl_name = 'memories')
+		   OR (m.type = 'index' AND m.sql IS NOT NULL AND m.tbl_name IN ('memories', 'history', 'access_log')
+		       AND NOT EXISTS (SELECT 1 FROM pragma_index_list(m.tbl_name) l WHERE l.name = m.name AND l."unique"))
+		ORDER BY m.type, m.name`)
+	if err != nil {
+		return nil, err
+	}
+	type object struct{ kind, name, sql string }
+	var objs []object
+	for rows.Next() {
+		var o object
+		if err := rows.Scan(&o.kind, &o.name, &o.sql); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		objs = append(objs, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var recreate []string
+	for _, o := range objs {
+		if _, err := tx.ExecContext(ctx, `DROP `+strings.ToUpper(o.kind)+` "`+o.name+`"`); err != nil {
+			return nil, err
+		}
+		recreate = append(recreate, o.sql)
+	}
+	return recreate, nil
 }
 
 type loadTx struct{ tx *sql.Tx }
