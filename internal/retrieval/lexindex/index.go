@@ -52,7 +52,6 @@ import (
 	"hash/maphash"
 	"math"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -111,28 +110,32 @@ func New() *Index {
 // Len is how many memories the index holds.
 func (ix *Index) Len() int { return int(ix.n.Load()) }
 
-// shard is one org's index.
+// shard is one org's index. Documents are numbered in the order they are
+// added, so postings are appended in order; a removed document keeps its
+// number, with hot word 0 (which no predicate matches) and no words, and
+// stays in its terms' postings until compact renumbers the shard.
 type shard struct {
 	mu    sync.RWMutex
 	dicts *filter.Dicts
 	pos   map[string]uint32 // memory id → document number
-	docs  []doc             // by document number
-	free  []uint32          // numbers of removed documents, for reuse
-	live  int
-	terms map[string]uint32 // stem → term number (0 is none)
-	stems []string          // by term number
-	post  []postings        // by term number
+	// By document number: the packed fields every search reads (see
+	// filter), each document's length, and the rest.
+	hot        []uint64
+	lens       []uint32
+	docs       []doc
+	live, dead int
+	terms      map[string]uint32 // stem → term number (0 is none)
+	stems      []string          // by term number
+	post       []postings        // by term number
 }
 
 // doc is one memory.
 type doc struct {
 	id   string
-	hot  uint64
 	meta filter.Meta
 	// text hashes what was indexed, so a change of other fields keeps
 	// the postings.
 	text uint64
-	len  uint32 // words in all fields
 	// words holds the content's term numbers in order, then 0, then the
 	// other fields' distinct term numbers, as uvarints. A removed
 	// document has nil.
@@ -140,11 +143,14 @@ type doc struct {
 }
 
 // postings lists the documents holding a term, in ascending order, with
-// twice the weighted frequency of the term in each (at most 255).
+// twice the weighted frequency of the term in each (at most 255). maxTF
+// and minLen bound what the term adds to any document's score; they are
+// not loosened when documents leave.
 type postings struct {
-	docs  []uint32
-	tf    []uint8
-	maxTF uint8 // the highest tf ever listed: a bound, not lowered on removal
+	docs   []uint32
+	tf     []uint8
+	maxTF  uint8
+	minLen uint32
 }
 
 func newShard() *shard {
@@ -248,7 +254,7 @@ func (ix *Index) Upsert(m memory.Memory) {
 	defer sh.mu.Unlock()
 	d, ok = sh.pos[m.ID]
 	if ok && sh.docs[d].text == text {
-		sh.docs[d].hot, sh.docs[d].meta = sh.dicts.Fields(m)
+		sh.hot[d], sh.docs[d].meta = sh.dicts.Fields(m)
 		return
 	}
 	if a.freq == nil {
@@ -291,7 +297,7 @@ func (ix *Index) SetFields(m memory.Memory) bool {
 	defer sh.mu.Unlock()
 	d, ok := sh.pos[m.ID]
 	if ok {
-		sh.docs[d].hot, sh.docs[d].meta = sh.dicts.Fields(m)
+		sh.hot[d], sh.docs[d].meta = sh.dicts.Fields(m)
 	}
 	return ok
 }
@@ -338,7 +344,7 @@ func (ix *Index) Bytes() int64 {
 		}
 		for i := range sh.docs {
 			d := &sh.docs[i]
-			n += int64(len(d.id)) + int64(cap(d.words)) + d.meta.Bytes() + 64
+			n += int64(len(d.id)) + int64(cap(d.words)) + d.meta.Bytes() + 64 + 12
 		}
 		n += int64(len(sh.pos))*48 + int64(len(sh.terms))*56
 		sh.mu.RUnlock()
@@ -358,15 +364,9 @@ func (sh *shard) term(st string) uint32 {
 	return t
 }
 
-// add indexes m as a new document.
+// add indexes m as a new document, numbered after every other.
 func (sh *shard) add(m memory.Memory, text uint64, a analyzed) {
-	var d uint32
-	if n := len(sh.free); n > 0 {
-		d, sh.free = sh.free[n-1], sh.free[:n-1]
-	} else {
-		d = uint32(len(sh.docs))
-		sh.docs = append(sh.docs, doc{})
-	}
+	d := uint32(len(sh.docs))
 	buf := make([]byte, 0, 2*(len(a.content)+len(a.other))+1)
 	for _, st := range a.content {
 		buf = binary.AppendUvarint(buf, uint64(sh.term(st)))
@@ -376,31 +376,82 @@ func (sh *shard) add(m memory.Memory, text uint64, a analyzed) {
 		buf = binary.AppendUvarint(buf, uint64(sh.term(st)))
 	}
 	for st, f := range a.freq {
-		sh.post[sh.term(st)].insert(d, uint8(min(f, math.MaxUint8)))
+		p := &sh.post[sh.term(st)]
+		tf := uint8(min(f, math.MaxUint8))
+		if len(p.docs) == 0 {
+			p.minLen = a.length
+		}
+		p.docs = append(p.docs, d)
+		p.tf = append(p.tf, tf)
+		p.maxTF, p.minLen = max(p.maxTF, tf), min(p.minLen, a.length)
 	}
 	hot, meta := sh.dicts.Fields(m)
-	sh.docs[d] = doc{id: m.ID, hot: hot, meta: meta, text: text, len: a.length, words: slices.Clip(buf)}
+	sh.hot = append(sh.hot, hot)
+	sh.lens = append(sh.lens, a.length)
+	sh.docs = append(sh.docs, doc{id: m.ID, meta: meta, text: text, words: slices.Clip(buf)})
 	sh.pos[m.ID] = d
 	sh.live++
 }
 
-// remove takes id's document, which the shard holds, out of the postings
-// of its terms, and returns its stems and length for the statistics.
+// remove marks id's document, which the shard holds, removed, and returns
+// its stems and length for the statistics. When removed documents
+// outnumber half the live ones, the shard is compacted.
 func (sh *shard) remove(id string) analyzed {
 	d := sh.pos[id]
 	delete(sh.pos, id)
 	dc := &sh.docs[d]
-	a := analyzed{freq: map[string]uint32{}, length: dc.len}
+	a := analyzed{freq: map[string]uint32{}, length: sh.lens[d]}
 	for t := range termsOf(dc.words, false) {
-		if _, seen := a.freq[sh.stems[t]]; !seen {
-			a.freq[sh.stems[t]] = 1
-			sh.post[t].delete(d)
-		}
+		a.freq[sh.stems[t]] = 1
 	}
-	sh.live--
 	*dc = doc{}
-	sh.free = append(sh.free, d)
+	sh.hot[d] = 0
+	sh.live--
+	sh.dead++
+	if sh.dead >= compactMin && 2*sh.dead > sh.live {
+		sh.compact()
+	}
 	return a
+}
+
+// compactMin is the fewest removed documents compact is run for.
+const compactMin = 1024
+
+// compact renumbers the live documents in their order and drops removed
+// ones from every posting list: a pass over all postings, so that the
+// cost of a removal, counted over the removals that lead to it, is a few
+// postings.
+func (sh *shard) compact() {
+	renum := make([]uint32, len(sh.docs))
+	n := uint32(0)
+	for d := range sh.docs {
+		if sh.docs[d].words == nil {
+			renum[d] = math.MaxUint32
+			continue
+		}
+		renum[d] = n
+		sh.hot[n], sh.lens[n], sh.docs[n] = sh.hot[d], sh.lens[d], sh.docs[d]
+		sh.pos[sh.docs[n].id] = n
+		n++
+	}
+	clear(sh.docs[n:])
+	sh.hot, sh.lens, sh.docs = slices.Clip(sh.hot[:n]), slices.Clip(sh.lens[:n]), slices.Clip(sh.docs[:n])
+	for t := range sh.post {
+		p := &sh.post[t]
+		j := 0
+		for i, d := range p.docs {
+			if nd := renum[d]; nd != math.MaxUint32 {
+				p.docs[j], p.tf[j] = nd, p.tf[i]
+				j++
+			}
+		}
+		if j == 0 {
+			*p = postings{}
+			continue
+		}
+		p.docs, p.tf = slices.Clip(p.docs[:j]), slices.Clip(p.tf[:j])
+	}
+	sh.dead = 0
 }
 
 // termsOf yields the term numbers of a document's words: the content's in
@@ -420,30 +471,6 @@ func termsOf(words []byte, contentOnly bool) func(func(uint32) bool) {
 				return
 			}
 		}
-	}
-}
-
-func (p *postings) insert(d uint32, tf uint8) {
-	p.maxTF = max(p.maxTF, tf)
-	if n := len(p.docs); n == 0 || p.docs[n-1] < d {
-		p.docs = append(p.docs, d)
-		p.tf = append(p.tf, tf)
-		return
-	}
-	i := sort.Search(len(p.docs), func(i int) bool { return p.docs[i] >= d })
-	p.docs = slices.Insert(p.docs, i, d)
-	p.tf = slices.Insert(p.tf, i, tf)
-}
-
-func (p *postings) delete(d uint32) {
-	i, ok := slices.BinarySearch(p.docs, d)
-	if !ok {
-		return
-	}
-	p.docs = slices.Delete(p.docs, i, i+1)
-	p.tf = slices.Delete(p.tf, i, i+1)
-	if len(p.docs) == 0 {
-		p.docs, p.tf, p.maxTF = nil, nil, 0
 	}
 }
 

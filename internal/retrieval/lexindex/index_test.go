@@ -146,9 +146,8 @@ func TestTenants(t *testing.T) {
 }
 
 // TestUpdatesAndDeletes: new content replaces the old words, a change of
-// state or access entity is seen at once, a deleted memory is gone, and a
-// number freed by a removal is reused without disturbing the postings'
-// order.
+// state or access entity is seen at once, a deleted memory is gone, and
+// memories added after removals keep the postings in order.
 func TestUpdatesAndDeletes(t *testing.T) {
 	ix := New()
 	a := org("acme")
@@ -188,8 +187,6 @@ func TestUpdatesAndDeletes(t *testing.T) {
 	if ix.Has("acme", "x") || ix.Len() != 9 {
 		t.Errorf("deleted memory held; len %d", ix.Len())
 	}
-	// Reuse the freed numbers: postings stay sorted, so every search agrees
-	// with the exhaustive ranking.
 	ix.Upsert(mem("acme", "late1", "org:acme", "Late memory about queues and filler."))
 	ix.Upsert(mem("acme", "late2", "org:acme", "Another late one about memory numbers."))
 	for _, sh := range ix.orgs {
@@ -231,12 +228,26 @@ func TestAgreesWithExhaustive(t *testing.T) {
 		ix.Upsert(m)
 		all = append(all, m)
 	}
-	// Churn: remove and re-add some, so numbers are reused.
-	for i := 0; i < len(all); i += 11 {
+	// Churn: remove half, which compacts the shard at least once, and
+	// re-add half of those; change the content of some.
+	for i := 0; i < len(all); i += 2 {
 		ix.Remove("acme", all[i].ID)
 	}
-	for i := 0; i < len(all); i += 22 {
+	for i := 0; i < len(all); i += 4 {
 		ix.Upsert(all[i])
+	}
+	for i := 1; i < len(all); i += 6 {
+		all[i].Content += " " + vocab[z.Uint64()]
+		ix.Upsert(all[i])
+	}
+	sh := ix.orgs["acme"]
+	if sh.dead >= 1500 || len(sh.docs) != sh.live+sh.dead {
+		t.Fatalf("not compacted: %d live, %d removed, %d numbers", sh.live, sh.dead, len(sh.docs))
+	}
+	for _, p := range sh.post {
+		if !slices.IsSorted(p.docs) || len(p.docs) != len(p.tf) {
+			t.Fatalf("postings out of order: %v", p.docs)
+		}
 	}
 	live := map[string]bool{}
 	for _, m := range all {

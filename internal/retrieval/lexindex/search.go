@@ -61,17 +61,18 @@ func (ix *Index) Search(a memory.Access, f memory.Filter, text string, k int) ([
 	ix.stats.RUnlock()
 	for i, m := range match {
 		t, ok := sh.terms[m]
-		if !ok || len(sh.post[t].docs) == 0 {
-			continue
+		if !ok || len(sh.post[t].docs) == 0 || dfs[i] == 0 {
+			continue // no live document holds it
 		}
 		pl := &sh.post[t]
-		df := max(dfs[i], float64(len(pl.docs)))
-		idf := math.Log((n - df + 0.5) / (df + 0.5))
+		idf := math.Log((n - dfs[i] + 0.5) / (dfs[i] + 0.5))
 		if idf <= 0 {
 			idf = 1e-6 // as FTS5's bm25(): a word in most documents still counts a little
 		}
-		fmax := float64(pl.maxTF) / 2
-		s.terms = append(s.terms, cursor{p: pl, idf: idf, ub: idf * (k1 + 1) * fmax / (fmax + k1*(1-b))})
+		// The most the term adds: at its highest frequency in its shortest
+		// document.
+		ub := contrib(idf, pl.maxTF, k1*(1-b+b*float64(pl.minLen)/s.avgdl))
+		s.terms = append(s.terms, cursor{p: pl, idf: idf, ub: ub})
 	}
 	if len(s.terms) == 0 {
 		return []Hit{}, st
@@ -174,14 +175,15 @@ type searcher struct {
 	terms []cursor
 }
 
+// visible reports whether document d is live and passes access and
+// filters: a removed one has hot word 0, which no predicate matches.
 func (s *searcher) visible(d uint32) bool {
-	dc := &s.sh.docs[d]
-	return dc.words != nil && s.p.Match(dc.hot, &dc.meta)
+	return s.p.Match(s.sh.hot[d], &s.sh.docs[d].meta)
 }
 
 // norm is BM25's length normalization of document d.
 func (s *searcher) norm(d uint32) float64 {
-	return k1 * (1 - b + b*float64(s.sh.docs[d].len)/s.avgdl)
+	return k1 * (1 - b + b*float64(s.sh.lens[d])/s.avgdl)
 }
 
 // contrib is what a term with doubled frequency tf adds to a document of
@@ -191,7 +193,8 @@ func contrib(idf float64, tf uint8, k float64) float64 {
 	return idf * f * (k1 + 1) / (f + k)
 }
 
-// bm25 scores one document over every term (by lookup).
+// bm25 scores one document over every term (by lookup), in the terms'
+// order.
 func (s *searcher) bm25(d uint32) float64 {
 	k := s.norm(d)
 	var sum float64
@@ -285,7 +288,11 @@ func (s *searcher) top(k int, skip map[uint32]bool) []scored {
 	}
 	heap := make([]scored, 0, k) // the worst of the best k at heap[0]
 	threshold := math.Inf(-1)
+	// The bounds are compared with a margin for rounding: a document
+	// whose score equals the k-th best may still win on its id.
+	const margin = 1e-9
 	first := 0 // ts[:first] are probed only
+	parts := make([]float64, len(ts))
 	for {
 		d := uint32(math.MaxUint32)
 		for i := first; i < len(ts); i++ {
@@ -296,15 +303,17 @@ func (s *searcher) top(k int, skip map[uint32]bool) []scored {
 		if d == math.MaxUint32 {
 			break
 		}
-		ok := !skip[d] && s.visible(d)
-		var k0, score float64
+		ok := s.visible(d) && (len(skip) == 0 || !skip[d])
+		var k0, partial float64
 		if ok {
 			k0 = s.norm(d)
+			clear(parts)
 		}
 		for i := first; i < len(ts); i++ {
 			if c := &ts[i]; c.i < len(c.p.docs) && c.p.docs[c.i] == d {
 				if ok {
-					score += contrib(c.idf, c.p.tf[c.i], k0)
+					parts[i] = contrib(c.idf, c.p.tf[c.i], k0)
+					partial += parts[i]
 				}
 				c.i++
 				s.st.Postings++
@@ -316,14 +325,24 @@ func (s *searcher) top(k int, skip map[uint32]bool) []scored {
 		s.st.Scored++
 		full := len(heap) == k
 		for i := first - 1; i >= 0; i-- {
-			if full && score+cum[i] < threshold {
+			if full && partial+cum[i] < threshold-margin {
 				break
 			}
 			c := &ts[i]
 			c.seek(d, s.st)
 			if c.i < len(c.p.docs) && c.p.docs[c.i] == d {
-				score += contrib(c.idf, c.p.tf[c.i], k0)
+				parts[i] = contrib(c.idf, c.p.tf[c.i], k0)
+				partial += parts[i]
 			}
+		}
+		if full && partial < threshold-margin {
+			continue
+		}
+		// The score is summed in one order for every document, so that
+		// equal documents score equal to the last bit.
+		score := 0.0
+		for _, x := range parts {
+			score += x
 		}
 		h := scored{d, score}
 		switch {
@@ -338,7 +357,7 @@ func (s *searcher) top(k int, skip map[uint32]bool) []scored {
 		}
 		if len(heap) == k {
 			threshold = heap[0].score
-			for first < len(ts) && cum[first] < threshold {
+			for first < len(ts) && cum[first] < threshold-margin {
 				first++
 			}
 		}
