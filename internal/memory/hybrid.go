@@ -498,12 +498,13 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 			graphLate = t.C
 		}
 	}
-	// The in-process lexical index answers in well under a millisecond:
-	// it runs here, the store's search (its fallback) beside the vectors.
+	wg.Go(func() { vector, reason, vecErr = s.vectorSearch(ctx, a, q.Text, q.Filter, n) })
+	// The in-process lexical index answers in about a millisecond or less:
+	// it runs here while the vectors are searched; the store's search, its
+	// fallback, beside them.
 	if lexIx, fromIndex = s.indexLexical(ctx, a, q.Text, q.Filter, n); !fromIndex {
 		wg.Go(func() { lexical, lexErr = s.store.Search(ctx, a, lq) })
 	}
-	wg.Go(func() { vector, reason, vecErr = s.vectorSearch(ctx, a, q.Text, q.Filter, n) })
 	wg.Wait()
 	if err := cmp.Or(lexErr, vecErr); err != nil {
 		return SearchResult{}, err
