@@ -37,17 +37,17 @@ only its group. Every query then runs through memory.Service.Search, the
 search REST and MCP use. It prints the ingest rate, recall@k, MRR, nDCG@10
 and search latency (p50/p95/p99), overall and per query category.
 
-Modes: lexical is the plain BM25 baseline — the store's full-text ranking
-(SQLite FTS5 bm25, PostgreSQL ts_rank) and nothing else; vector ranks by
-embeddings alone; hybrid is the product's search. "all" runs the three and
-prints them side by side.
+Modes: lexical is the plain BM25 baseline — the in-process lexical index's
+BM25 (with SQLite FTS5's weights and idf, on either store) and nothing
+else; vector ranks by embeddings alone; hybrid is the product's search.
+"all" runs the three and prints them side by side.
 
 The files' format: docs/retrieval.md. The development set:
 testdata/retrieval/.
 `
 
-const benchBaseline = "lexical is the plain BM25 baseline: the store's full-text ranking " +
-	"(SQLite FTS5 bm25, PostgreSQL ts_rank), no vectors, no boosts"
+const benchBaseline = "lexical is the plain BM25 baseline: the in-process lexical index " +
+	"(BM25 with FTS5's weights and idf, on either store), no vectors, no boosts"
 
 // searchModes are the values of --mode besides "all", in the order "all"
 // runs them.
