@@ -82,6 +82,18 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 		t.Errorf("search after reads ran out: %d %s", code, body)
 	}
 
+	// Each replica counted the rejection it made; both see Valkey and its
+	// closed breaker.
+	for i, r := range replicas {
+		code, _, m := send(t, "GET", r.url+"/metrics", a.admin, "")
+		for _, want := range []string{`codingbrain_rate_limit_rejections_total{class="read"} 1`,
+			`codingbrain_breaker_state{name="valkey"} 0`} {
+			if code != http.StatusOK || !strings.Contains(m, want) {
+				t.Errorf("replica %d /metrics (%d) lacks %s", i, code, want)
+			}
+		}
+	}
+
 	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
 	for i := range 3 {
 		if code, _, body := send(t, "POST", replicas[i%2].url+"/mcp", a.admin, ping); code == http.StatusTooManyRequests {
