@@ -13,10 +13,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/config"
 	"github.com/codingbrain/codingbrain/internal/gdpr"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/schedule"
 )
 
 const gdprUsage = `Usage: codingbrain gdpr <command> --org ORG --subject SUB [flags]
@@ -334,4 +338,76 @@ func reapplyErasures(ctx context.Context, cfg config.Config, dir string) (string
 	defer closeAll()
 	r := restoreEraser(cfg, dir)
 	return gdpr.ReapplyLedger(ctx, st, r.LedgerFile, r.Options)
+}
+
+// servePrivacy is what serve runs for privacy: the export and erasure
+// service, the retention store, and the retention purge on the scheduler.
+type servePrivacy struct {
+	svc       *gdpr.Service
+	retention gdpr.RetentionStore
+	sched     *schedule.Scheduler
+}
+
+// startPrivacy builds the privacy service over serve's backends (erasures
+// reach the vector index at once) and, when retention_every is set, runs
+// the retention purge on that schedule, one replica per occurrence. A store
+// without privacy support gets nil parts (the routes answer 501). Stop it
+// with stop.
+func startPrivacy(ctx context.Context, cfg config.Config, b *backends, rec *audit.Recorder, reg prometheus.Registerer, log *slog.Logger) (*servePrivacy, error) {
+	p := &servePrivacy{}
+	if _, ok := b.store.(gdpr.Store); !ok {
+		log.Warn("the store does not support subject export and erasure; the /api/v1/gdpr routes answer 501")
+		return p, nil
+	}
+	policy, err := gdpr.ParseSharedPolicy(cfg.GDPRSharedMemories)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	o := gdpr.Options{Shared: b.shared, Audit: rec, SharedMemories: policy, Logger: log}
+	if cfg.GDPRLedgerFile != "" {
+		o.Ledger = &gdpr.LedgerFile{Path: cfg.GDPRLedgerFile}
+	}
+	if b.vectors != nil {
+		o.OnErased = b.vectors.Removed // read back at once: gone from the store, so gone from the index
+	}
+	p.svc = gdpr.New(b.store.(gdpr.Store), o)
+	rs, ok := b.store.(gdpr.RetentionStore)
+	if !ok {
+		return p, nil
+	}
+	p.retention = rs
+	purger, err := gdpr.NewPurger(rs, b.store, gdpr.PurgerOptions{Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RetentionEvery <= 0 {
+		log.Info("retention purge off (retention_every 0)")
+		return p, nil
+	}
+	every, err := schedule.Parse("@every " + cfg.RetentionEvery.String())
+	if err != nil {
+		return nil, fmt.Errorf("config: retention_every: %w", err)
+	}
+	host, _ := os.Hostname()
+	p.sched = schedule.New(b.shared, fmt.Sprintf("%s/%d", host, os.Getpid()), log)
+	if err := p.sched.Add(schedule.Job{Name: "retention", Schedule: every, Run: func(ctx context.Context) error {
+		n, err := purger.RunOnce(ctx)
+		if total := n[gdpr.PurgeAccessLog] + n[gdpr.PurgeArchived] + n[gdpr.PurgeDeletedMemories]; total > 0 {
+			log.InfoContext(ctx, "retention purge", "access_log", n[gdpr.PurgeAccessLog],
+				"archived_memories", n[gdpr.PurgeArchived], "deleted_memories", n[gdpr.PurgeDeletedMemories])
+		}
+		return err
+	}}); err != nil {
+		return nil, err
+	}
+	p.sched.Start(context.WithoutCancel(ctx))
+	log.Info("retention purge scheduled", "every", cfg.RetentionEvery.String())
+	return p, nil
+}
+
+// stop ends the retention schedule, waiting for a run in progress.
+func (p *servePrivacy) stop(ctx context.Context) {
+	if p.sched != nil {
+		_ = p.sched.Stop(ctx)
+	}
 }

@@ -26,6 +26,9 @@ type observability struct {
 	tracing *telemetry.Tracing
 	// handler serves the registry in the Prometheus text format.
 	handler http.Handler
+	// registry takes the metrics of parts that define their own
+	// (the retention purge).
+	registry prometheus.Registerer
 }
 
 // newObservability makes the metrics (on a registry of their own, with
@@ -51,7 +54,7 @@ func newObservability(ctx context.Context, e env, log *slog.Logger) (*observabil
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Registry: reg, // promhttp_metric_handler_errors_total
 	})
-	return &observability{metrics: m, tracing: tr, handler: h}, nil
+	return &observability{metrics: m, tracing: tr, handler: h, registry: reg}, nil
 }
 
 // shutdown flushes the spans still queued, within ctx.

@@ -187,6 +187,11 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		Limit:   func(h http.Handler) http.Handler { return limiter.WrapPOST(httpapi.ClassMCP, h) },
 		Metrics: obs.metrics, TracerProvider: obs.tracing.Provider,
 	})
+	privacy, err := startPrivacy(ctx, cfg, b, rec, obs.registry, log)
+	if err != nil {
+		return err
+	}
+	defer privacy.stop(context.WithoutCancel(ctx))
 	api := httpapi.New(svc, httpapi.Options{
 		Logger: log, Verifier: verifier, APIKeys: keys, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
 		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(), Audit: rec,
@@ -206,6 +211,8 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		Metrics:        obs.metrics,
 		TracerProvider: obs.tracing.Provider,
 		MetricsHandler: obs.handler,
+		GDPR:           privacy.svc,
+		Retention:      privacy.retention,
 	})
 	srv := &http.Server{
 		Handler:           api,

@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
@@ -77,11 +76,6 @@ const (
 
 // PurgerOptions configure a Purger.
 type PurgerOptions struct {
-	// Every is how often the purge runs (default 1h).
-	Every time.Duration
-	// Lock, when set, lets one replica at a time purge: the key
-	// retention:lock is taken with SetNX for the length of a run.
-	Lock kv.Store
 	// Registerer takes codingbrain_retention_purged_rows_total{kind} and
 	// codingbrain_retention_last_success_timestamp_seconds; nil registers
 	// nothing (the counters still count).
@@ -103,9 +97,6 @@ type Purger struct {
 // interfaces: archiving goes through memory.Store.Update so that history and
 // the graph stay right).
 func NewPurger(rs RetentionStore, ms memory.Store, o PurgerOptions) (*Purger, error) {
-	if o.Every <= 0 {
-		o.Every = time.Hour
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -138,23 +129,11 @@ func NewPurger(rs RetentionStore, ms memory.Store, o PurgerOptions) (*Purger, er
 // Counter is the purged-rows counter (for tests and the bench).
 func (p *Purger) Counter() *prometheus.CounterVec { return p.purged }
 
-// lockKey is the shared key one replica holds while purging.
-const lockKey = "retention:lock"
-
 // RunOnce applies every stored policy now and returns what it removed, by
-// kind. With a Lock, a run while another replica holds it does nothing.
+// kind. serve runs it on the scheduler (internal/schedule), which gives
+// each occurrence to one replica.
 func (p *Purger) RunOnce(ctx context.Context) (map[string]int64, error) {
 	done := map[string]int64{}
-	if p.o.Lock != nil {
-		ok, err := p.o.Lock.SetNX(ctx, lockKey, []byte("1"), p.o.Every)
-		if err != nil {
-			return done, fmt.Errorf("retention: take lock: %w", err)
-		}
-		if !ok {
-			return done, nil
-		}
-		defer p.o.Lock.Delete(context.WithoutCancel(ctx), lockKey)
-	}
 	policies, err := p.rs.RetentionPolicies(ctx)
 	if err != nil {
 		return done, fmt.Errorf("retention: %w", err)
@@ -224,33 +203,3 @@ func (p *Purger) archive(ctx context.Context, org string, before, now time.Time)
 }
 
 var errSkip = errors.New("skip")
-
-// Start runs the purge every Every until the returned stop is called (stop
-// waits for a run in progress to end). Errors are logged; the next run
-// tries again.
-func (p *Purger) Start(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(p.o.Every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			n, err := p.RunOnce(ctx)
-			if err != nil && ctx.Err() == nil {
-				p.o.Logger.ErrorContext(ctx, "retention purge failed", "err", err)
-				continue
-			}
-			if len(n) > 0 {
-				p.o.Logger.InfoContext(ctx, "retention purge", "access_log", n[PurgeAccessLog],
-					"archived_memories", n[PurgeArchived], "deleted_memories", n[PurgeDeletedMemories])
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
-}
