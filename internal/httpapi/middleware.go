@@ -79,8 +79,8 @@ type principalHolder struct{ sub, org string }
 type holderKey struct{}
 
 // withLogging writes one line per request: method, route pattern, status,
-// duration, request id, principal, and the trace and span ids — never the
-// token. Around the request it also keeps the HTTP metrics (requests by
+// duration, request id, principal, client address (ClientIP), and the
+// trace and span ids — never the token. Around the request it also keeps the HTTP metrics (requests by
 // method, route and code, duration, in flight) and the server span, which
 // continues an incoming traceparent (observe.go).
 func (s *Server) withLogging(next http.Handler) http.Handler {
@@ -105,7 +105,7 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 		}
 		attrs := []any{"method", r.Method, "route", route, "status", sw.status,
 			"duration_ms", float64(d.Microseconds()) / 1000,
-			"request_id", requestID(r.Context()), "sub", h.sub, "org_id", h.org}
+			"request_id", requestID(r.Context()), "sub", h.sub, "org_id", h.org, "client", clientAddr(r)}
 		if sc := span.SpanContext(); sc.IsValid() {
 			attrs = append(attrs, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
 		}
