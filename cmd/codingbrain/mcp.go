@@ -11,6 +11,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/config"
 	"github.com/codingbrain/codingbrain/internal/mcpserver"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
 const mcpUsage = `Usage: codingbrain mcp [--token TOKEN] [serve flags]
@@ -53,7 +54,8 @@ func runMCP(ctx context.Context, args []string, e env) (err error) {
 	if cfg.LogLevel == config.Default().LogLevel && e.getenv("CODINGBRAIN_LOG_LEVEL") == "" {
 		cfg.LogLevel = "warn" // stdio clients show stderr to users
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: mcpLogLevel(cfg.LogLevel)}))
+	// Text for the person reading the client's stderr; secrets redacted as in serve.
+	log := telemetry.NewLogger(e.stderr, telemetry.LogOptions{Format: "text", Level: mcpLogLevel(cfg.LogLevel), Redact: cfg.Redact})
 
 	// A JWT needs the signing key (or the JWKS) and is checked before the
 	// store is opened; an API key is checked against the store.
