@@ -175,11 +175,11 @@ func progress(w io.Writer) (backup.Progress, func()) {
 		tty = true
 	}
 	var (
-		stage string
-		bar   *progressbar.ProgressBar
-		last  time.Time
-		lastN int64
-		lastT int64
+		stage       string
+		bar         *progressbar.ProgressBar
+		begun, last time.Time
+		lastN       int64
+		lastT       int64
 	)
 	end := func() {
 		switch {
@@ -187,14 +187,14 @@ func progress(w io.Writer) (backup.Progress, func()) {
 			_ = bar.Finish()
 			fmt.Fprintln(w)
 			bar = nil
-		case stage != "" && !tty:
-			fmt.Fprintf(w, "%s: %d/%d\n", stage, lastN, lastT)
+		case stage != "" && !tty && time.Since(begun) > 2*time.Second:
+			fmt.Fprintf(w, "%s: %d/%d, done in %s\n", stage, lastN, lastT, time.Since(begun).Round(100*time.Millisecond))
 		}
 	}
 	return func(s string, done, total int64) {
 			if s != stage {
 				end()
-				stage, last = s, time.Now()
+				stage, begun, last = s, time.Now(), time.Now()
 				if tty {
 					bar = progressbar.NewOptions64(max(total, 1), progressbar.OptionSetWriter(w),
 						progressbar.OptionSetDescription(s), progressbar.OptionShowCount(),
