@@ -3,11 +3,13 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -258,7 +260,8 @@ func TestClientIP(t *testing.T) {
 // address, not the proxy's.
 func TestAuthFailureLimitBehindProxy(t *testing.T) {
 	trusted, _ := httpapi.ParseTrustedProxies([]string{"10.0.0.0/8"})
-	f := limitedServer(t, nil, httpapi.Options{TrustedProxies: trusted,
+	var logs syncBuf
+	f := limitedServer(t, nil, httpapi.Options{TrustedProxies: trusted, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 		AuthFailureLimit: httpapi.AuthFailureLimit{Rate: 0.001, Burst: 2}})
 	do := func(client string) int {
 		req := httptest.NewRequest("GET", "/api/v1/memories", nil)
@@ -278,6 +281,26 @@ func TestAuthFailureLimitBehindProxy(t *testing.T) {
 	if code := do("198.51.100.2"); code != http.StatusUnauthorized {
 		t.Fatalf("another client behind the same proxy: %d, want 401", code)
 	}
+	if l := logs.String(); !strings.Contains(l, `"client":"198.51.100.2"`) || strings.Contains(l, `"client":"10.0.0.1"`) {
+		t.Errorf("request log lines do not name the client behind the proxy:\n%s", l)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestDrainRefusesNewWork: once draining, REST requests and new MCP
