@@ -47,6 +47,7 @@ var RateClasses = []string{ClassRead, ClassWrite, ClassSearch, ClassAdmin, Class
 var routeClasses = []struct{ method, prefix, class string }{
 	{"", "/api/v1/admin/", ClassAdmin},
 	{"", "/api/v1/audit", ClassAdmin},
+	{"", "/api/v1/gdpr/", ClassAdmin},
 	{"POST", "/api/v1/search", ClassSearch},
 	{"", "/mcp", ClassMCP},
 	{"", "/sse", ClassMCP},

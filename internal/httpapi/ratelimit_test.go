@@ -188,6 +188,8 @@ func TestRouteClass(t *testing.T) {
 		{"GET", "/api/v1/admin/api-keys", "admin"},
 		{"POST", "/api/v1/admin/api-keys", "admin"},
 		{"GET", "/api/v1/audit", "admin"},
+		{"DELETE", "/api/v1/gdpr/subjects/alice", "admin"},
+		{"GET", "/api/v1/admin/retention", "admin"},
 		{"POST", "/mcp", "mcp"},
 		{"POST", "/sse", "mcp"},
 	} {
