@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/codingbrain/codingbrain/internal/config"
 	"github.com/codingbrain/codingbrain/internal/httpapi"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/pgtest"
 	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
@@ -25,8 +29,37 @@ import (
 // runs (a restore of an older database, a rolled-back migration); and the
 // breakers' states reach codingbrain_breaker_state.
 func TestReadyFailsBehindSchema(t *testing.T) {
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
+	t.Run("sqlite", func(t *testing.T) {
+		cfg := config.Default()
+		cfg.DataDir = t.TempDir()
+		readyFailsBehindSchema(t, cfg, func(q string) (int, error) {
+			db, err := sql.Open("sqlite", filepath.Join(cfg.DataDir, dbFile))
+			if err != nil {
+				return 0, err
+			}
+			defer db.Close()
+			var v int
+			return v, db.QueryRow(q).Scan(&v)
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		cfg := config.Default()
+		cfg.DataDir, cfg.DatabaseURL, cfg.Migrate = t.TempDir(), pgtest.Database(t), true
+		readyFailsBehindSchema(t, cfg, func(q string) (int, error) {
+			c, err := pgx.Connect(t.Context(), cfg.DatabaseURL)
+			if err != nil {
+				return 0, err
+			}
+			defer c.Close(context.Background())
+			var v int
+			return v, c.QueryRow(t.Context(), q).Scan(&v)
+		})
+	})
+}
+
+// readyFailsBehindSchema runs the test on the store cfg names; query runs
+// one SQL statement returning an integer on its database.
+func readyFailsBehindSchema(t *testing.T, cfg config.Config, query func(string) (int, error)) {
 	cfg.Embedder, cfg.EmbedderURL, cfg.EmbedderModel = "openai", "http://127.0.0.1:9/v1", "test"
 	b, err := openBackends(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -62,25 +95,21 @@ func TestReadyFailsBehindSchema(t *testing.T) {
 		t.Fatalf("ready on a current schema: %d %s", code, reason)
 	}
 
-	db, err := sql.Open("sqlite", filepath.Join(cfg.DataDir, dbFile))
+	latest, err := query(`SELECT max(version) FROM schema_migrations`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	var latest int
-	if err := db.QueryRow(`SELECT max(version) FROM schema_migrations`).Scan(&latest); err != nil {
+	if _, err := query(fmt.Sprintf(`DELETE FROM schema_migrations WHERE version = %d RETURNING version`, latest)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = ?`, latest); err != nil {
-		t.Fatal(err)
-	}
+	want := fmt.Sprintf("schema: database schema is at version %d, this binary needs %d", latest-1, latest)
 	// Health results are cached for a second.
 	deadline := time.Now().Add(e2eTimeout)
 	for {
 		code, reason := ready()
 		if code == http.StatusServiceUnavailable {
-			if !strings.Contains(reason, "schema") || !strings.Contains(reason, "this binary needs") {
-				t.Errorf("reason %q, want the schema versions", reason)
+			if !strings.Contains(reason, want) {
+				t.Errorf("reason %q, want it to contain %q", reason, want)
 			}
 			break
 		}
