@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/codingbrain/codingbrain/internal/schedule"
 )
 
 // Config is everything `codingbrain serve` can be told.
@@ -122,6 +124,30 @@ type Config struct {
 	// policies (default 1h; 0 never).
 	RetentionEvery time.Duration `json:"retention_every"`
 
+	// BackupDir is where serve's scheduled backups are written and
+	// verified from (a mounted volume or network file system).
+	BackupDir string `json:"backup_dir"`
+	// BackupSchedule and BackupVerifySchedule are cron expressions (five
+	// fields, or @daily, @every 6h; UTC) for serve's scheduled backup and
+	// restore verification; empty is not scheduled. With several replicas
+	// one runs each occurrence (claimed in Valkey).
+	BackupSchedule       string `json:"backup_schedule"`
+	BackupVerifySchedule string `json:"backup_verify_schedule"`
+	// BackupKeepDaily and BackupKeepWeekly prune the backup directory
+	// after each scheduled backup: the newest backup of each of the last
+	// N days and M ISO weeks that have one are kept (0 and 0: no pruning).
+	BackupKeepDaily  int `json:"backup_keep_daily"`
+	BackupKeepWeekly int `json:"backup_keep_weekly"`
+	// BackupRecipients encrypt scheduled backups (age X25519 public keys,
+	// age1…); BackupIdentityFile holds a private key the scheduled
+	// verification decrypts with.
+	BackupRecipients   []string `json:"backup_recipients"`
+	BackupIdentityFile string   `json:"backup_identity_file"`
+	// BackupWebhook is POSTed an alert (Slack and Alertmanager compatible
+	// JSON) when a scheduled verification fails. It is a secret (such URLs
+	// carry a token) and is masked when the configuration is printed.
+	BackupWebhook string `json:"backup_webhook"`
+
 	// embedderAPIKey is the value of $EmbedderAPIKeyEnv (ReadEmbedderAPIKey).
 	embedderAPIKey string
 }
@@ -174,6 +200,8 @@ func Default() Config {
 
 		GDPRSharedMemories: "pseudonymize",
 		RetentionEvery:     time.Hour,
+		BackupKeepDaily:    7,
+		BackupKeepWeekly:   4,
 	}
 }
 
@@ -258,6 +286,14 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("GDPR_SHARED_MEMORIES", str(&c.GDPRSharedMemories))
 	env("GDPR_LEDGER_FILE", str(&c.GDPRLedgerFile))
 	env("RETENTION_EVERY", func(v string) (err error) { c.RetentionEvery, err = time.ParseDuration(v); return err })
+	env("BACKUP_DIR", str(&c.BackupDir))
+	env("BACKUP_SCHEDULE", str(&c.BackupSchedule))
+	env("BACKUP_VERIFY_SCHEDULE", str(&c.BackupVerifySchedule))
+	env("BACKUP_KEEP_DAILY", func(v string) (err error) { c.BackupKeepDaily, err = strconv.Atoi(v); return err })
+	env("BACKUP_KEEP_WEEKLY", func(v string) (err error) { c.BackupKeepWeekly, err = strconv.Atoi(v); return err })
+	env("BACKUP_RECIPIENTS", func(v string) error { c.BackupRecipients = splitList(v); return nil })
+	env("BACKUP_IDENTITY_FILE", str(&c.BackupIdentityFile))
+	env("BACKUP_WEBHOOK", str(&c.BackupWebhook))
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
@@ -328,6 +364,12 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.GDPRLedgerFile = v.GDPRLedgerFile
 		case "retention-every":
 			c.RetentionEvery = v.RetentionEvery
+		case "backup-dir":
+			c.BackupDir = v.BackupDir
+		case "backup-schedule":
+			c.BackupSchedule = v.BackupSchedule
+		case "backup-verify-schedule":
+			c.BackupVerifySchedule = v.BackupVerifySchedule
 		}
 	})
 	c.ReadEmbedderAPIKey(getenv)
@@ -390,6 +432,11 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 	fs.StringVar(&f.given.GDPRLedgerFile, "gdpr-ledger-file", "", "also append every erasure's ledger entry to this `file` (erasure-ledger.jsonl in the\n"+
 		"backup directory), so that restoring an older backup erases again")
 	fs.DurationVar(&f.given.RetentionEvery, "retention-every", 0, "how often the orgs' retention policies are applied (default 1h; 0 never)")
+	fs.StringVar(&f.given.BackupDir, "backup-dir", "", "`directory` of serve's scheduled backups (see backup_schedule)")
+	fs.StringVar(&f.given.BackupSchedule, "backup-schedule", "", "cron `expression` (UTC; \"0 2 * * *\", @daily, @every 6h) of serve's scheduled backups\n"+
+		"into backup_dir; one replica runs each (default: none)")
+	fs.StringVar(&f.given.BackupVerifySchedule, "backup-verify-schedule", "", "cron `expression` of serve's scheduled restore verification of the newest backup\n"+
+		"in backup_dir (default: none)")
 	return fs, f
 }
 
@@ -414,6 +461,36 @@ func Usage() string {
 	fs.SetOutput(&b)
 	fs.PrintDefaults()
 	return b.String()
+}
+
+// validateBackup checks the backup_* settings.
+func (c Config) validateBackup() []error {
+	var errs []error
+	for _, f := range []struct{ name, spec string }{{"backup_schedule", c.BackupSchedule}, {"backup_verify_schedule", c.BackupVerifySchedule}} {
+		if f.spec == "" {
+			continue
+		}
+		if _, err := schedule.Parse(f.spec); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+		}
+		if c.BackupDir == "" {
+			errs = append(errs, fmt.Errorf("%s is set but backup_dir is not: give the directory of the backups", f.name))
+		}
+	}
+	if c.BackupKeepDaily < 0 || c.BackupKeepWeekly < 0 {
+		errs = append(errs, fmt.Errorf("backup_keep_daily %d, backup_keep_weekly %d: must be 0 or more", c.BackupKeepDaily, c.BackupKeepWeekly))
+	}
+	for _, r := range c.BackupRecipients {
+		if !strings.HasPrefix(r, "age1") {
+			errs = append(errs, fmt.Errorf("backup_recipients: %q is not an age X25519 public key (age1…)", r))
+		}
+	}
+	if c.BackupWebhook != "" {
+		if u, err := url.Parse(c.BackupWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("backup_webhook: must be an http:// or https:// URL"))
+		}
+	}
+	return errs
 }
 
 // Validate reports every problem at once.
@@ -470,6 +547,7 @@ func (c Config) Validate() error {
 	if c.RetentionEvery < 0 || (c.RetentionEvery > 0 && c.RetentionEvery < time.Minute) {
 		errs = append(errs, fmt.Errorf("retention_every %s: use 0 (never) or at least 1m", c.RetentionEvery))
 	}
+	errs = append(errs, c.validateBackup()...)
 	for _, p := range c.TrustedProxies {
 		if _, perr := netip.ParsePrefix(p); perr != nil {
 			if _, aerr := netip.ParseAddr(p); aerr != nil {
@@ -614,6 +692,9 @@ func IsLoopback(host string) bool {
 // and the passwords in database_url and valkey_url masked.
 func (c Config) String() string {
 	c.DatabaseURL, c.ValkeyURL = MaskURL(c.DatabaseURL), MaskURL(c.ValkeyURL)
+	if c.BackupWebhook != "" {
+		c.BackupWebhook = mask
+	}
 	c.EmbedderURL = MaskURL(c.EmbedderURL)
 	b, _ := json.Marshal(c)
 	return string(b)
@@ -675,6 +756,7 @@ func (c Config) Secrets() []string {
 		}
 	}
 	add(c.embedderAPIKey)
+	add(c.BackupWebhook)
 	for _, s := range []string{c.DatabaseURL, c.ValkeyURL, c.EmbedderURL} {
 		if s == "" {
 			continue
