@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -51,14 +52,21 @@ func methodLabel(m string) string {
 // request carries, if any.
 func (s *Server) startSpan(r *http.Request, route string) (*http.Request, trace.Span) {
 	ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	name := route
-	if route == unmatched {
-		name = methodLabel(r.Method)
+	// "{method} {route}" as the HTTP semantic conventions name server
+	// spans; http.route is the path template alone.
+	method := methodLabel(r.Method)
+	name, path := method, ""
+	if route != unmatched {
+		path = route
+		if _, p, ok := strings.Cut(route, " "); ok {
+			path = p
+		}
+		name = method + " " + path
 	}
 	ctx, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(
 			attribute.String("http.request.method", r.Method),
-			attribute.String("http.route", route),
+			attribute.String("http.route", path),
 			attribute.String("url.path", r.URL.Path),
 			attribute.String("request_id", requestID(r.Context())),
 		))

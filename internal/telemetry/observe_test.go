@@ -513,13 +513,13 @@ func TestTraceHTTPToolStore(t *testing.T) {
 				return false
 			})
 			var httpSpan tracetest.SpanStub
-			for _, s := range spanNamed(spans, "/mcp") {
+			for _, s := range spanNamed(spans, "POST /mcp") {
 				if s.SpanContext.SpanID() == tool.Parent.SpanID() {
 					httpSpan = s
 				}
 			}
 			if !httpSpan.SpanContext.IsValid() {
-				t.Fatalf("the tool span's parent is not an HTTP span of /mcp")
+				t.Fatalf("the tool span's parent is not the HTTP span POST /mcp")
 			}
 			if httpSpan.SpanKind != trace.SpanKindServer || httpSpan.SpanContext.TraceID().String() != incomingTrace ||
 				httpSpan.Parent.SpanID().String() != incomingParent || !httpSpan.Parent.IsRemote() {

@@ -20,6 +20,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/embed"
 	"github.com/codingbrain/codingbrain/internal/memory"
+	"github.com/codingbrain/codingbrain/internal/store/postgres"
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
@@ -83,6 +84,20 @@ func TestObservedStoreKeepsCapabilities(t *testing.T) {
 		for _, m := range methods {
 			if _, ok := wrapper.MethodByName(m); !ok {
 				t.Errorf("memory.Service asserts memory.%s on its store, and telemetry.ObservedStore lacks its method %s: forward it (with a span and metrics) in internal/telemetry/store.go", name, m)
+			}
+		}
+	}
+}
+
+// TestBothStoresAreObserved: ObserveStore leaves a store that lacks one of
+// the capabilities it forwards uninstrumented; both stores have them all,
+// so serve never runs without store metrics.
+func TestBothStoresAreObserved(t *testing.T) {
+	caps := []reflect.Type{reflect.TypeFor[memory.Lookup](), reflect.TypeFor[memory.GraphStore](), reflect.TypeFor[memory.Transfer]()}
+	for _, st := range []reflect.Type{reflect.TypeFor[*sqlite.Store](), reflect.TypeFor[*postgres.Store]()} {
+		for _, c := range caps {
+			if !st.Implements(c) {
+				t.Errorf("%s does not implement %s: ObserveStore would not wrap it", st, c)
 			}
 		}
 	}
