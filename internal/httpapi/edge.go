@@ -55,7 +55,7 @@ func (s *Server) withSecurityHeaders(next http.Handler) http.Handler {
 // CORS: the request and response headers a browser client needs.
 const (
 	corsAllowHeaders  = "Authorization, Content-Type, DPoP, Idempotency-Key, Last-Event-ID, Mcp-Protocol-Version, Mcp-Session-Id, Mcp-Method, Mcp-Name, X-Request-ID"
-	corsExposeHeaders = "Mcp-Session-Id, WWW-Authenticate, X-Request-ID, Retry-After, DPoP-Nonce"
+	corsExposeHeaders = "Mcp-Session-Id, WWW-Authenticate, X-Request-ID, Retry-After, DPoP-Nonce, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
 	corsAllowMethods  = "GET, POST, PATCH, DELETE, OPTIONS"
 )
 

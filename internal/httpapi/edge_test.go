@@ -106,6 +106,9 @@ func TestCORSAllowlist(t *testing.T) {
 	if w.Header().Get("Access-Control-Allow-Credentials") != "" {
 		t.Errorf("credentials allowed: tokens travel in headers, never cookies")
 	}
+	if exp := w.Header().Get("Access-Control-Expose-Headers"); !strings.Contains(exp, "Retry-After") || !strings.Contains(exp, "X-RateLimit-Remaining") {
+		t.Errorf("a browser cannot read the rate-limit headers: expose %q", exp)
+	}
 
 	hdr["Origin"] = "https://evil.example"
 	w = e.do("GET", "/api/v1/stats", "192.0.2.1", "", hdr)
