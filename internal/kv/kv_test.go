@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -215,4 +216,27 @@ func TestMemoryKeepsSlowBuckets(t *testing.T) {
 	if d, _ := m.Allow(ctx, "daily", 1.0/86400, 1); !d.Allowed {
 		t.Fatalf("after a day: %+v", d)
 	}
+}
+
+// BenchmarkAllow: the cost of one rate-limit decision in process and on a
+// local redis-server (one round trip running the GCRA script).
+func BenchmarkAllow(b *testing.B) {
+	ctx := context.Background()
+	run := func(b *testing.B, s kv.Store) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := s.Allow(ctx, "ratelimit:read:p:acme/u"+strconv.Itoa(i%100), 10, 600); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("memory", func(b *testing.B) { run(b, kv.NewMemory(nil)) })
+	b.Run("valkey", func(b *testing.B) {
+		srv := redistest.New(b)
+		v, err := kv.NewValkey(srv.URL(), "bench:")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer v.Close()
+		run(b, v)
+	})
 }
