@@ -29,9 +29,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // when the server binaries are installed (pgtest skips otherwise).
 var stores = []struct {
 	name string
-	open func(t *testing.T) memory.Store
+	open func(t testing.TB) memory.Store
 }{
-	{"sqlite", func(t *testing.T) memory.Store {
+	{"sqlite", func(t testing.TB) memory.Store {
 		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "brain.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -39,7 +39,7 @@ var stores = []struct {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}},
-	{"postgres", func(t *testing.T) memory.Store {
+	{"postgres", func(t testing.TB) memory.Store {
 		s, err := postgres.Open(t.Context(), postgres.Config{URL: pgtest.Database(t)})
 		if err != nil {
 			t.Fatal(err)
@@ -52,7 +52,7 @@ var stores = []struct {
 	}},
 }
 
-func forEachStore(t *testing.T, fn func(t *testing.T, open func(t *testing.T) memory.Store)) {
+func forEachStore(t *testing.T, fn func(t *testing.T, open func(t testing.TB) memory.Store)) {
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) { fn(t, st.open) })
 	}
@@ -147,7 +147,7 @@ func importFile(svc *memory.Service, p auth.Principal, mode memory.ConflictMode,
 // TestRoundTrip: an export imported into an empty store exports again
 // byte for byte the same — every field, state, time and history entry.
 func TestRoundTrip(t *testing.T) {
-	forEachStore(t, func(t *testing.T, open func(t *testing.T) memory.Store) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) memory.Store) {
 		src := newService(open(t))
 		seed(t, src)
 		first := export(t, src, alice)
@@ -195,7 +195,7 @@ func TestRoundTrip(t *testing.T) {
 
 // TestConflictModes: importing an export into the store it came from.
 func TestConflictModes(t *testing.T) {
-	forEachStore(t, func(t *testing.T, open func(t *testing.T) memory.Store) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) memory.Store) {
 		svc := newService(open(t))
 		seed(t, svc)
 		file := export(t, svc, alice)
@@ -262,7 +262,7 @@ func TestConflictModes(t *testing.T) {
 // TestGrantRefusal: a memory of a team the importer cannot write refuses
 // the whole import, naming the line; nothing is stored, nothing widened.
 func TestGrantRefusal(t *testing.T) {
-	forEachStore(t, func(t *testing.T, open func(t *testing.T) memory.Store) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) memory.Store) {
 		src := newService(open(t))
 		seed(t, src)
 		file := export(t, src, alice)
@@ -359,7 +359,7 @@ func TestOpenMemoryZip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forEachStore(t, func(t *testing.T, open func(t *testing.T) memory.Store) {
+	forEachStore(t, func(t *testing.T, open func(t testing.TB) memory.Store) {
 		svc := newService(open(t))
 		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		items, err := transfer.OpenMemoryItems(data, "alice", now)
