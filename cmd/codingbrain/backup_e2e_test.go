@@ -469,3 +469,33 @@ func compareSums(t *testing.T, what string, want, got map[string]backup.TableInf
 		}
 	}
 }
+
+// TestServeScheduledBackups: serve with backup_schedule and
+// backup_verify_schedule writes archives into backup_dir while it serves,
+// verifies them, and stops cleanly.
+func TestServeScheduledBackups(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	srv := startServer(t, bin, seededDataDir(t), "--backup-dir", dir,
+		"--backup-schedule", "@every 1s", "--backup-verify-schedule", "@every 2s")
+	deadline := time.After(e2eTimeout)
+	for !strings.Contains(srv.out.String(), `"backup verified"`) && !strings.Contains(srv.out.String(), "backup verified") {
+		select {
+		case <-deadline:
+			t.Fatalf("no verified backup after %s:\n%s", e2eTimeout, srv.out.String())
+		case <-srv.exited:
+			t.Fatalf("server exited: %v\n%s", srv.err, srv.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	objs, err := backup.Dir{Path: dir}.List(t.Context())
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("backup_dir holds %v, %v", objs, err)
+	}
+	if code, rep := verifyCLI(t, bin, dir); code != 0 || rep.Manifest.Tables[backup.TableMemories].Rows != 5 {
+		t.Errorf("a scheduled backup: exit %d, %+v", code, rep.Checks)
+	}
+	if err := srv.stop(t); err != nil {
+		t.Errorf("serve exited with %v", err)
+	}
+}

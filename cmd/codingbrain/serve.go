@@ -192,6 +192,15 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer privacy.stop(context.WithoutCancel(ctx))
+	stopBackups, err := startBackups(ctx, cfg, b, obs.metrics, obs.registry, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		stopBackups(bctx)
+	}()
 	api := httpapi.New(svc, httpapi.Options{
 		Logger: log, Verifier: verifier, APIKeys: keys, DevPrincipal: dev, MaxBodyBytes: cfg.MaxBodyBytes,
 		ResourceMetadataURL: resourceMetadata, MCP: mcp.Handler(), SSE: mcp.SSEHandler(), Audit: rec,
