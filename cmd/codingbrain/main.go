@@ -43,6 +43,8 @@ Usage:
   codingbrain audit verify [flags]   check the audit log's hash chain in the database
   codingbrain backup <cmd> [flags]   create, verify, restore, list, prune backups
   codingbrain gdpr <cmd> [flags]     export, erase or check a data subject; the erasure ledger
+  codingbrain export [flags]         export the memories you may see as a JSON Lines file
+  codingbrain import FILE [flags]    import an export file, or an OpenMemory export zip (--openmemory)
   codingbrain reindex [flags]        embed every memory that lacks a current embedding (resumable)
   codingbrain bench retrieval        measure search quality and latency on a labelled data set
   codingbrain healthcheck            exit 0 when the local server is ready (the image's HEALTHCHECK)
@@ -85,6 +87,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, rest, e)
 	case "audit":
 		return runAudit(ctx, rest, e)
+	case "export":
+		return runExport(ctx, rest, e)
+	case "import":
+		return runImport(ctx, rest, e)
 	case "reindex":
 		return runReindex(ctx, rest, e)
 	case "gdpr":
