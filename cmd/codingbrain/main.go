@@ -35,6 +35,7 @@ const usage = `codingbrain — a memory server for AI coding assistants
 Usage:
   codingbrain serve [flags]          run the server (REST, MCP, health)
   codingbrain mcp [flags]            MCP over stdio, for clients that spawn a process
+  codingbrain mcp-config --client C  print a client's MCP configuration with a fresh token
   codingbrain memory <cmd> [flags]   add, get, list, search, update, delete memories
   codingbrain apikey <cmd> [flags]   create, list, revoke API keys for service accounts
   codingbrain token issue [flags]    mint a token signed with the data directory's key
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runServe(ctx, rest, e)
 	case "mcp":
 		return runMCP(ctx, rest, e)
+	case "mcp-config":
+		return runMCPConfig(ctx, rest, e)
 	case "memory":
 		return runMemory(ctx, rest, e)
 	case "apikey":

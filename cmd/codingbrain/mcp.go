@@ -14,7 +14,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
-const mcpUsage = `Usage: codingbrain mcp [--token TOKEN] [serve flags]
+const mcpUsage = `Usage: codingbrain mcp [stdio] [--token TOKEN] [serve flags]
 
 Serves MCP over stdin/stdout for clients that spawn a process, acting as the
 principal of TOKEN (default $CODINGBRAIN_TOKEN): a JWT or an API key
@@ -27,6 +27,9 @@ Flags:
 
 // runMCP serves MCP over stdio until stdin closes or ctx is done.
 func runMCP(ctx context.Context, args []string, e env) (err error) {
+	if len(args) > 0 && args[0] == "stdio" { // the only transport: "mcp stdio" is "mcp"
+		args = args[1:]
+	}
 	var token *string
 	cfg, err := config.LoadWith(args, e.getenv, func(fs *flag.FlagSet) {
 		token = fs.String("token", "", "bearer token (default $CODINGBRAIN_TOKEN)")

@@ -70,32 +70,35 @@ func runToken(_ context.Context, args []string, e env) error {
 	aud := cfg.TokenAudience(cfg.BaseURL())
 	p := auth.Principal{Subject: *sub, OrgID: *org, Scopes: auth.ParseScopes(*scopes), Grants: strings.Fields(*grants), App: *app, KeyThumbprint: *jkt}
 
-	var (
-		t   string
-		err error
-	)
-	if *keyFile != "" {
-		b, rerr := os.ReadFile(*keyFile)
-		if rerr != nil {
-			return fmt.Errorf("token issue: %w", rerr)
-		}
-		k, perr := auth.ParseSigningKey(b)
-		if perr != nil {
-			return fmt.Errorf("token issue: %s: %w", *keyFile, perr)
-		}
-		t, err = k.Issue(p, *issuer, aud, *ttl)
-	} else {
-		key, lerr := auth.LoadKey(*dataDir)
-		if lerr != nil {
-			return lerr
-		}
-		t, err = auth.NewHS256(key, *issuer, aud, nil).Issue(p, *ttl)
-	}
+	t, err := mintToken(p, *dataDir, *keyFile, *issuer, aud, *ttl, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("token issue: %w", err)
 	}
 	fmt.Fprintln(e.stdout, t)
 	return nil
+}
+
+// mintToken signs a token for p: with the private key in keyFile when
+// given (made by "keys generate"), else with the data directory's HS256
+// key. now is the clock (nil: the system clock; only the HS256 key takes
+// one). token issue and mcp-config both mint through it.
+func mintToken(p auth.Principal, dataDir, keyFile, issuer, aud string, ttl time.Duration, now func() time.Time) (string, error) {
+	if keyFile != "" {
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			return "", err
+		}
+		k, err := auth.ParseSigningKey(b)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", keyFile, err)
+		}
+		return k.Issue(p, issuer, aud, ttl)
+	}
+	key, err := auth.LoadKey(dataDir)
+	if err != nil {
+		return "", err
+	}
+	return auth.NewHS256(key, issuer, aud, now).Issue(p, ttl)
 }
 
 const keysUsage = `Usage: codingbrain keys generate --dir DIR [--alg ES256|RS256|EdDSA]
