@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -385,5 +387,55 @@ func testRetention(t *testing.T, e *env) {
 	var ve *memory.ValidationError
 	if err := (gdpr.RetentionPolicy{OrgID: "acme", AccessLogDays: -1}).Validate(); !errors.As(err, &ve) || ve.Field != "access_log_days" {
 		t.Errorf("negative days: %v", err)
+	}
+}
+
+// ErasureFailure checks atomicity against a failure inside the database:
+// inject installs one (such as a trigger that fails on the Nth delete of
+// a table the erasure deletes from, with a message saying "injected
+// failure"), heal removes it. The erasure that
+// meets the failure must leave every row of the subject in the store (the
+// shared state, cleared first, holds nothing durable), and a retry after
+// heal must complete with a clean check. The store is closed at the end.
+func ErasureFailure(t *testing.T, st memory.Store, inject, heal func(t *testing.T)) {
+	e := newEnv(t, func(*testing.T) memory.Store { return st })
+	w := newGDPRWorld(t, e)
+	svc := w.service(gdpr.SharedPseudonymize)
+	ctx := t.Context()
+	stored := func(c gdpr.CheckResult) map[string]int {
+		out := map[string]int{}
+		for k, v := range c.Found {
+			if k != gdpr.SourceSessions && k != gdpr.SourceSharedKeys {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	before, err := svc.Check(ctx, w.aliceAcme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inject(t)
+	if _, err := svc.Erase(ctx, gdpr.EraseRequest{Subject: w.aliceAcme, Reason: "a request", RequestedBy: "carol"}); err == nil ||
+		!strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("erasure with the failure injected: %v, want the injected failure", err)
+	}
+	after, err := svc.Check(ctx, w.aliceAcme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, a := stored(before), stored(after); !maps.Equal(b, a) {
+		t.Errorf("after the failed erasure the store holds %v of the subject, want all of %v", a, b)
+	}
+	if led, _ := w.gs.Erasures(ctx, "acme"); len(led) != 0 {
+		t.Errorf("a failed erasure left a ledger entry: %+v", led)
+	}
+	if _, err := e.svc.Get(e.as(alice), w.private.ID, memory.ViaREST); err != nil {
+		t.Errorf("private memory after the failed erasure: %v", err)
+	}
+	heal(t)
+	res, err := svc.Erase(ctx, gdpr.EraseRequest{Subject: w.aliceAcme, Reason: "retry", RequestedBy: "carol"})
+	if err != nil || !res.Check.Clean {
+		t.Fatalf("retry: %+v, %v", res, err)
 	}
 }
