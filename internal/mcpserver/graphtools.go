@@ -38,7 +38,7 @@ func entityHint(err error) error {
 type RelatedInput struct {
 	ID      string `json:"id" jsonschema:"the memory whose related memories to find"`
 	Limit   int    `json:"limit,omitempty" jsonschema:"how many, 1-100; default 10"`
-	Verbose bool   `json:"verbose,omitempty" jsonschema:"return every field of each memory"`
+	Detail detailLevel `json:"detail,omitempty" jsonschema:"compact (default): id, content, category, entity and score of each memory; full: every field"`
 }
 
 // RelatedView is one related memory.
@@ -111,18 +111,19 @@ func (s *Server) addGraphTools() {
 	addTool(s, &mcp.Tool{
 		Name: "related_memories",
 		Description: `Find memories related to one memory: those naming the same entities, artifacts or tags (rarer shared names count for more), and those explicitly linked to it, best first.
-Use it after get_memory or search_memory to gather context around a fact: other decisions about the same service, the runbook for the same component.`,
+Use it after get_memory or search_memory to gather context around a fact: other decisions about the same service, the runbook for the same component. Returns compact memories with score, the shared names and the links; set detail to "full" for every field.`,
 		Annotations: hints("Related memories", true, false, true),
 	}, s.relatedMemories)
 	addTool(s, &mcp.Tool{
 		Name: "entity_network",
 		Description: `Show the graph around an entity: the entities within a few hops and the edges among them — co_mention (named by the same memory), tag_cooccurrence, and typed relations (relation:depends_on, …) — each weighted by how many memories support it.
-Use it to see what a service or module is connected to before changing it.`,
+Use it to see what a service or module is connected to before changing it. Returns the entities (with how many memories mention each) and the weighted edges.`,
 		Annotations: hints("Entity network", true, false, true),
 	}, s.entityNetwork)
 	addTool(s, &mcp.Tool{
 		Name:        "path_between_entities",
-		Description: `Find a shortest chain of edges (at most 4) connecting two entities, e.g. how a frontend component reaches a database. found is false when there is none within max_depth.`,
+		Description: `Find a shortest chain of edges (at most 4) connecting two entities, e.g. how a frontend component reaches a database.
+Use it to explain how two parts of the system are connected, or to check that they are not. Returns the entities along the path and the edge between each pair; found is false when there is none within max_depth.`,
 		Annotations: hints("Path between entities", true, false, true),
 	}, s.pathBetweenEntities)
 	addTool(s, &mcp.Tool{
@@ -133,7 +134,8 @@ Use it to get an overview (which services have the most decisions, which tags ar
 	}, s.aggregate)
 	addTool(s, &mcp.Tool{
 		Name:        "tag_cooccurrence",
-		Description: `Show which tags appear together on memories, most frequent first: with one tag, or the top pairs overall. Use it to discover how the team labels things.`,
+		Description: `Show which tags appear together on memories, most frequent first: with one tag, or the top pairs overall.
+Use it to discover how the team labels things before filtering by tags. Returns tag pairs with the number of memories carrying both.`,
 		Annotations: hints("Tag co-occurrence", true, false, true),
 	}, s.tagCooccurrence)
 	addTool(s, &mcp.Tool{
@@ -154,7 +156,7 @@ func (s *Server) relatedMemories(ctx context.Context, in RelatedInput) (RelatedO
 	}
 	out := RelatedOutput{Results: make([]RelatedView, len(rel))}
 	for i, r := range rel {
-		v := RelatedView{MemoryView: view(r.Memory, in.Verbose), Shared: r.Shared, Links: r.Links}
+		v := RelatedView{MemoryView: view(r.Memory, in.Detail.full()), Shared: r.Shared, Links: r.Links}
 		v.Score = r.Score
 		out.Results[i] = v
 	}

@@ -231,7 +231,7 @@ func TestToolLifecycle(t *testing.T) {
 				t.Errorf("compact search result: got %+v, want category, entity, score and nothing else", r)
 			}
 			var verbose mcpserver.SearchOutput
-			mustOK(t, "search_memory", call(t, cs, "search_memory", map[string]any{"query": "blue-green", "verbose": true, "filters": map[string]any{"category": []string{"workflow"}}}, &verbose))
+			mustOK(t, "search_memory", call(t, cs, "search_memory", map[string]any{"query": "blue-green", "detail": "full", "filters": map[string]any{"category": []string{"workflow"}}}, &verbose))
 			if len(verbose.Results) != 1 || verbose.Results[0].Scope != "user" || verbose.Results[0].AccessEntity != "user:alice" || verbose.Results[0].App != "test-client" {
 				t.Errorf("verbose search: got %+v, want scope user, access_entity user:alice, app test-client", verbose.Results)
 			}

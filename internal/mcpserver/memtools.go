@@ -128,7 +128,7 @@ type SearchInput struct {
 	Query   string   `json:"query" jsonschema:"what you want to know, in words likely to appear in the memory"`
 	Limit   int      `json:"limit,omitempty" jsonschema:"how many results, 1-100; default 10"`
 	Filters *Filters `json:"filters,omitempty" jsonschema:"narrow the search"`
-	Verbose bool     `json:"verbose,omitempty" jsonschema:"return every field of each memory instead of id, content, category, entity and score"`
+	Detail  detailLevel `json:"detail,omitempty" jsonschema:"compact (default): id, content, category, entity and score of each memory; full: every field (scope, state, artifact, evidence, tags, author, timestamps)"`
 	// Mode and Explain tune the retrieval; the default hybrid mode suits
 	// almost every question.
 	Mode    memory.SearchMode `json:"mode,omitempty" jsonschema:"hybrid (default): words, meaning and related entities fused; lexical: exact words only; vector: meaning only"`
@@ -136,8 +136,8 @@ type SearchInput struct {
 }
 
 // MemoryView is a memory as the tools return it. Compact views carry id,
-// content, category, entity (and score in search results); verbose views
-// carry every field.
+// content, category, entity (and score in search results); full views
+// (detail "full", get_memory, update_memory) carry every field.
 type MemoryView struct {
 	ID           string         `json:"id"`
 	Content      string         `json:"content"`
@@ -188,7 +188,7 @@ type ListInput struct {
 	Sort    sortOrder `json:"sort,omitempty" jsonschema:"order; default -created_at (newest first)"`
 	Limit   int       `json:"limit,omitempty" jsonschema:"page size, 1-200; default 20"`
 	Cursor  string    `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page, to continue a listing"`
-	Verbose bool      `json:"verbose,omitempty" jsonschema:"return every field of each memory instead of id, content, category and entity"`
+	Detail  detailLevel `json:"detail,omitempty" jsonschema:"compact (default): id, content, category and entity of each memory; full: every field"`
 }
 
 // ListOutput is one page of list_memories.
@@ -249,7 +249,7 @@ func (o DeleteOutput) failures() string {
 // HistoryInput is the input of memory_history.
 type HistoryInput struct {
 	ID      string `json:"id" jsonschema:"the memory whose changes to show"`
-	Verbose bool   `json:"verbose,omitempty" jsonschema:"include the whole memory before and after each change"`
+	Detail detailLevel `json:"detail,omitempty" jsonschema:"compact (default): action, actor, time and the content after each change; full: also the whole memory before and after"`
 }
 
 // HistoryView is one change of a memory.
@@ -287,13 +287,13 @@ Identical content is detected: the existing memory's id comes back with status d
 	addTool(s, &mcp.Tool{
 		Name: "search_memory",
 		Description: `Find stored knowledge relevant to a question, ranked by relevance.
-Use it before answering questions about this codebase, its services, conventions or past decisions, and before making a design choice, so that you follow what the team already decided. Returns id, content, category, entity and score; set verbose for every field.`,
+Use it before answering questions about this codebase, its services, conventions or past decisions, and before making a design choice, so that you follow what the team already decided. Returns the best matches first, each with id, content, category, entity and score; set detail to "full" for every field. Empty results mean nothing stored matches: try other words, or fewer filters.`,
 		Annotations: hints("Search memory", true, false, true),
 	}, s.searchMemory)
 	addTool(s, &mcp.Tool{
 		Name: "list_memories",
 		Description: `List stored memories page by page, newest first by default, optionally filtered (category, scope, state, entity, tags, app, creation time).
-Use it to browse or review what is stored, e.g. all decisions about one entity; to answer a question, prefer search_memory. Continue with next_cursor.`,
+Use it to browse or review what is stored, e.g. all decisions about one entity; to answer a question, prefer search_memory. Returns one page of compact memories (id, content, category, entity; detail "full" for every field) and next_cursor while more remain.`,
 		Annotations: hints("List memories", true, false, true),
 	}, s.listMemories)
 	addTool(s, &mcp.Tool{
@@ -304,18 +304,18 @@ Use it to browse or review what is stored, e.g. all decisions about one entity; 
 	addTool(s, &mcp.Tool{
 		Name: "update_memory",
 		Description: `Change fields of an existing memory; fields you omit stay as they are. The previous version is kept in its history.
-Use it when a stored fact became outdated or wrong, or to add evidence, tags or a category, instead of adding a near-duplicate.`,
+Use it when a stored fact became outdated or wrong, or to add evidence, tags or a category, instead of adding a near-duplicate. Returns the memory with every field as it is now.`,
 		Annotations: hints("Update memory", false, true, true),
 	}, s.updateMemory)
 	addTool(s, &mcp.Tool{
 		Name: "delete_memories",
 		Description: `Delete memories by id. They disappear from search and listings; their history is kept for audit.
-Use it only when the user asks to forget something or a memory is plainly wrong and should not be corrected with update_memory.`,
+Use it only when the user asks to forget something or a memory is plainly wrong and should not be corrected with update_memory. Returns one result per id: deleted, not_found (does not exist or is not yours to see) or failed with the reason.`,
 		Annotations: hints("Delete memories", false, true, true),
 	}, s.deleteMemories)
 	addTool(s, &mcp.Tool{
 		Name:        "memory_history",
-		Description: `Show how a memory changed over time: who created, updated, paused, archived or deleted it, and when, oldest first. Use it to judge whether a memory is still trustworthy or to explain why it says what it says.`,
+		Description: `Show how a memory changed over time: who created, updated, paused, archived or deleted it, and when, oldest first (detail "full" adds the whole memory before and after each change). Use it to judge whether a memory is still trustworthy or to explain why it says what it says.`,
 		Annotations: hints("Memory history", true, false, true),
 	}, s.memoryHistory)
 	addTool(s, &mcp.Tool{
@@ -363,7 +363,7 @@ func (s *Server) searchMemory(ctx context.Context, in SearchInput) (SearchOutput
 	}
 	out := SearchOutput{Results: make([]MemoryView, len(res.Hits)), Mode: res.Mode, Degraded: res.Degraded, Reason: res.Reason}
 	for i, h := range res.Hits {
-		out.Results[i] = view(h.Memory, in.Verbose)
+		out.Results[i] = view(h.Memory, in.Detail.full())
 		out.Results[i].Score = h.Score
 		out.Results[i].Explain = h.Explain
 	}
@@ -381,7 +381,7 @@ func (s *Server) listMemories(ctx context.Context, in ListInput) (ListOutput, er
 	}
 	out := ListOutput{Memories: make([]MemoryView, len(page.Memories)), NextCursor: page.NextCursor}
 	for i, m := range page.Memories {
-		out.Memories[i] = view(m, in.Verbose)
+		out.Memories[i] = view(m, in.Detail.full())
 	}
 	return out, nil
 }
@@ -455,7 +455,7 @@ func (s *Server) memoryHistory(ctx context.Context, in HistoryInput) (HistoryOut
 		if e.After != nil {
 			hv.Content = e.After.Content
 		}
-		if in.Verbose {
+		if in.Detail.full() {
 			if e.Before != nil {
 				b := view(*e.Before, true)
 				hv.Before = &b

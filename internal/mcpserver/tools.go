@@ -161,6 +161,15 @@ func (s *Server) toolError(ctx context.Context, tool string, err error) error {
 // sortOrder is a List sort order; its schema lists the allowed values.
 type sortOrder string
 
+// detailLevel is how much of each memory a tool returns: compact (the
+// default: id, content, category, entity and, in rankings, score) or full
+// (every field).
+type detailLevel string
+
+var detailLevels = []detailLevel{"compact", "full"}
+
+func (d detailLevel) full() bool { return d == "full" }
+
 // enumSchemas gives every enumerated domain type a schema that lists its
 // values, so a model sees the allowed values in tools/list.
 func enumSchemas() map[reflect.Type]*jsonschema.Schema {
@@ -171,6 +180,7 @@ func enumSchemas() map[reflect.Type]*jsonschema.Schema {
 		reflect.TypeFor[memory.Source]():       enum(memory.Sources),
 		reflect.TypeFor[memory.State]():        enum(memory.States),
 		reflect.TypeFor[sortOrder]():           enum(memory.Sorts),
+		reflect.TypeFor[detailLevel]():         enum(detailLevels),
 		reflect.TypeFor[memory.SearchMode]():   enum(memory.SearchModes),
 		reflect.TypeFor[relationType]():        enum(memory.RelationTypes),
 		reflect.TypeFor[aggregateBy]():         enum(memory.AggregateBy),
