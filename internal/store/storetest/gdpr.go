@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/gdpr"
 	"github.com/codingbrain/codingbrain/internal/kv"
@@ -363,6 +365,11 @@ func testRetention(t *testing.T, e *env) {
 	}
 	if done[gdpr.PurgeAccessLog] != 1 || done[gdpr.PurgeArchived] != 1 || done[gdpr.PurgeDeletedMemories] != 1 {
 		t.Errorf("purge did %v, want 1 access row, 1 archive, 1 deleted memory", done)
+	}
+	for kind, want := range map[string]float64{gdpr.PurgeAccessLog: 1, gdpr.PurgeArchived: 1, gdpr.PurgeDeletedMemories: 1} {
+		if got := testutil.ToFloat64(p.Counter().WithLabelValues(kind)); got != want {
+			t.Errorf("codingbrain_retention_purged_rows_total{kind=%q} = %v, want %v", kind, got, want)
+		}
 	}
 	if m, err := e.svc.Get(e.as(alice), old.ID, memory.ViaREST); err != nil || m.State != memory.StateArchived {
 		t.Errorf("untouched memory after purge: %+v, %v", m, err)
