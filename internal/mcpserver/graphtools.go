@@ -36,8 +36,8 @@ func entityHint(err error) error {
 
 // RelatedInput is the input of related_memories.
 type RelatedInput struct {
-	ID      string `json:"id" jsonschema:"the memory whose related memories to find"`
-	Limit   int    `json:"limit,omitempty" jsonschema:"how many, 1-100; default 10"`
+	ID     string      `json:"id" jsonschema:"the memory whose related memories to find"`
+	Limit  int         `json:"limit,omitempty" jsonschema:"how many, 1-100; default 10"`
 	Detail detailLevel `json:"detail,omitempty" jsonschema:"compact (default): id, content, category, entity and score of each memory; full: every field"`
 }
 
@@ -121,7 +121,7 @@ Use it to see what a service or module is connected to before changing it. Retur
 		Annotations: hints("Entity network", true, false, true),
 	}, s.entityNetwork)
 	addTool(s, &mcp.Tool{
-		Name:        "path_between_entities",
+		Name: "path_between_entities",
 		Description: `Find a shortest chain of edges (at most 4) connecting two entities, e.g. how a frontend component reaches a database.
 Use it to explain how two parts of the system are connected, or to check that they are not. Returns the entities along the path and the edge between each pair; found is false when there is none within max_depth.`,
 		Annotations: hints("Path between entities", true, false, true),
@@ -133,7 +133,7 @@ Use it to get an overview (which services have the most decisions, which tags ar
 		Annotations: hints("Aggregate", true, false, true),
 	}, s.aggregate)
 	addTool(s, &mcp.Tool{
-		Name:        "tag_cooccurrence",
+		Name: "tag_cooccurrence",
 		Description: `Show which tags appear together on memories, most frequent first: with one tag, or the top pairs overall.
 Use it to discover how the team labels things before filtering by tags. Returns tag pairs with the number of memories carrying both.`,
 		Annotations: hints("Tag co-occurrence", true, false, true),

@@ -125,9 +125,9 @@ func parseTime(field, v string) (*time.Time, error) {
 
 // SearchInput is the input of search_memory.
 type SearchInput struct {
-	Query   string   `json:"query" jsonschema:"what you want to know, in words likely to appear in the memory"`
-	Limit   int      `json:"limit,omitempty" jsonschema:"how many results, 1-100; default 10"`
-	Filters *Filters `json:"filters,omitempty" jsonschema:"narrow the search"`
+	Query   string      `json:"query" jsonschema:"what you want to know, in words likely to appear in the memory"`
+	Limit   int         `json:"limit,omitempty" jsonschema:"how many results, 1-100; default 10"`
+	Filters *Filters    `json:"filters,omitempty" jsonschema:"narrow the search"`
 	Detail  detailLevel `json:"detail,omitempty" jsonschema:"compact (default): id, content, category, entity and score of each memory; full: every field (scope, state, artifact, evidence, tags, author, timestamps)"`
 	// Mode and Explain tune the retrieval; the default hybrid mode suits
 	// almost every question.
@@ -184,10 +184,10 @@ type SearchOutput struct {
 
 // ListInput is the input of list_memories.
 type ListInput struct {
-	Filters *Filters  `json:"filters,omitempty" jsonschema:"narrow the listing"`
-	Sort    sortOrder `json:"sort,omitempty" jsonschema:"order; default -created_at (newest first)"`
-	Limit   int       `json:"limit,omitempty" jsonschema:"page size, 1-200; default 20"`
-	Cursor  string    `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page, to continue a listing"`
+	Filters *Filters    `json:"filters,omitempty" jsonschema:"narrow the listing"`
+	Sort    sortOrder   `json:"sort,omitempty" jsonschema:"order; default -created_at (newest first)"`
+	Limit   int         `json:"limit,omitempty" jsonschema:"page size, 1-200; default 20"`
+	Cursor  string      `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page, to continue a listing"`
 	Detail  detailLevel `json:"detail,omitempty" jsonschema:"compact (default): id, content, category and entity of each memory; full: every field"`
 }
 
@@ -248,7 +248,7 @@ func (o DeleteOutput) failures() string {
 
 // HistoryInput is the input of memory_history.
 type HistoryInput struct {
-	ID      string `json:"id" jsonschema:"the memory whose changes to show"`
+	ID     string      `json:"id" jsonschema:"the memory whose changes to show"`
 	Detail detailLevel `json:"detail,omitempty" jsonschema:"compact (default): action, actor, time and the content after each change; full: also the whole memory before and after"`
 }
 
