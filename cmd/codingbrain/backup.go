@@ -240,6 +240,7 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 		recipients          listFlag
 		keepDaily, keepWeek int
 		asJSON              bool
+		textfile            string
 	)
 	cfg, err := storeFlags("backup create", args, e, func(fs *flag.FlagSet) {
 		fs.StringVar(&to, "to", "", "destination `directory` of the archives (required)")
@@ -248,6 +249,7 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 		fs.IntVar(&keepWeek, "keep-weekly", 0, "after the backup, also keep the newest backup of each of the last `N` ISO weeks")
 		fs.StringVar(&tmp, "tmp-dir", "", "scratch `directory` for the dump (default: the system's)")
 		fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+		fs.StringVar(&textfile, "textfile", "", "write the backup metrics to this `file` (Prometheus text format, for node_exporter)")
 	})
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(e.stdout, backupUsage+"\nFlags of create (and the store flags of serve):\n"+config.Usage())
@@ -267,6 +269,14 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 	if keepDaily < 0 || keepWeek < 0 {
 		return errors.New("backup create: --keep-daily and --keep-weekly must be 0 or more")
 	}
+	var res backup.Result
+	if textfile != "" {
+		defer func() {
+			if werr := backup.WriteCreateTextfile(textfile, &res, err != nil, time.Now()); werr != nil {
+				fmt.Fprintf(e.stderr, "backup create: %v\n", werr)
+			}
+		}()
+	}
 	rs, err := parseRecipients(recipients)
 	if err != nil {
 		return fmt.Errorf("backup create: %w", err)
@@ -281,7 +291,7 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 	}
 	prog, done := progress(e.stderr)
 	target := backup.Dir{Path: to}
-	res, err := backup.Create(ctx, src, target, backup.CreateOptions{Recipients: rs, AppVersion: version, TempDir: tmp, Progress: prog})
+	res, err = backup.Create(ctx, src, target, backup.CreateOptions{Recipients: rs, AppVersion: version, TempDir: tmp, Progress: prog})
 	done()
 	if err != nil {
 		return fmt.Errorf("backup create: %w", err)

@@ -405,6 +405,18 @@ func TestBackupRestoreCLI(t *testing.T) {
 		t.Errorf("verify into scratch SQLite: exit %d %+v", code, rep.Checks)
 	}
 
+	// create --textfile: the metrics the backup-stale alert reads.
+	prom := filepath.Join(t.TempDir(), "create.prom")
+	createBackup(t, bin, data, "--textfile", prom)
+	if b, _ := os.ReadFile(prom); !strings.Contains(string(b), backup.MetricBackupLastSuccess+" ") ||
+		!strings.Contains(string(b), backup.MetricBackupLastStatus+" 0") {
+		t.Errorf("create metrics:\n%s", b)
+	}
+	r = runCLI(t, bin, nil, "backup", "create", "--data-dir", t.TempDir(), "--to", t.TempDir(), "--textfile", prom)
+	if b, _ := os.ReadFile(prom); r.code != 1 || !strings.Contains(string(b), backup.MetricBackupLastStatus+" 1") {
+		t.Errorf("a failed create: exit %d, metrics:\n%s", r.code, b)
+	}
+
 	// list and prune.
 	r = runCLI(t, bin, nil, "backup", "list", "--from", filepath.Dir(archive))
 	if r.code != 0 || !strings.Contains(r.stdout, filepath.Base(archive)) || !strings.Contains(r.stdout, "newest") {

@@ -191,3 +191,38 @@ func previousValue(path, metric string) float64 {
 	}
 	return 0
 }
+
+// Metric names of a backup.
+const (
+	MetricBackupLastSuccess = "codingbrain_backup_last_success_timestamp_seconds"
+	MetricBackupDuration    = "codingbrain_backup_duration_seconds"
+	MetricBackupSize        = "codingbrain_backup_size_bytes"
+	MetricBackupLastStatus  = "codingbrain_backup_last_status"
+)
+
+// WriteCreateTextfile writes the metrics of a backup run that ended at end
+// to path (Prometheus text format, atomically): the last success
+// timestamp (kept from the file when this run failed), the duration and
+// size of the last successful backup, and the last status (0 ok, 1 failed).
+func WriteCreateTextfile(path string, res *Result, failed bool, end time.Time) error {
+	reg := prometheus.NewRegistry()
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+		reg.MustRegister(g)
+		return g
+	}
+	last := gauge(MetricBackupLastSuccess, "Unix time of the last successful backup.")
+	status := gauge(MetricBackupLastStatus, "Outcome of the last backup run: 0 succeeded, 1 failed.")
+	if failed || res == nil {
+		last.Set(previousValue(path, MetricBackupLastSuccess))
+		status.Set(1)
+	} else {
+		last.Set(float64(end.UnixNano()) / 1e9)
+		gauge(MetricBackupDuration, "Seconds the last successful backup took.").Set(res.Took.Seconds())
+		gauge(MetricBackupSize, "Size in bytes of the last successful backup's archive.").Set(float64(res.Size))
+	}
+	if err := prometheus.WriteToTextfile(path, reg); err != nil {
+		return fmt.Errorf("write metrics to %s: %w", path, err)
+	}
+	return nil
+}
