@@ -24,6 +24,19 @@ DATA=$WORK/data
 BACKUPS=$WORK/backups
 
 now() { date +%s.%N; }
+# cpu FILE CMD…: runs CMD, adding its CPU seconds (user + system) to FILE
+# when /usr/bin/time is there. On a shared machine wall-clock times depend
+# on the load; CPU seconds do not.
+cpu() {
+	local f=$1
+	shift
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -o "$f" -f '%U %S' "$@"
+	else
+		"$@"
+	fi
+}
+cpusec() { [ -s "$1" ] && awk '{ printf "%.1f", $1 + $2 }' "$1" || echo "?"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 step() { printf '\n== %s\n' "$*"; }
 
@@ -39,12 +52,12 @@ echo "seeded in $(since "$t")s; database $(du -h "$DATA/codingbrain.db" | cut -f
 
 step "backup create"
 t=$(now)
-"$BIN" backup create --data-dir "$DATA" --to "$BACKUPS"
+cpu "$WORK/create.cpu" "$BIN" backup create --data-dir "$DATA" --to "$BACKUPS"
 CREATE=$(since "$t")
 
 step "backup verify (restore into a scratch SQLite file, integrity, canaries)"
 t=$(now)
-"$BIN" backup verify --from "$BACKUPS" --max-age 1h
+cpu "$WORK/verify.cpu" "$BIN" backup verify --from "$BACKUPS" --max-age 1h
 VERIFY=$(since "$t")
 
 step "disaster: the store is destroyed"
@@ -54,7 +67,7 @@ LOST=$(now)
 
 step "backup restore (SQLite), with embeddings"
 t=$(now)
-"$BIN" backup restore --from "$BACKUPS" --data-dir "$DATA"
+cpu "$WORK/restore.cpu" "$BIN" backup restore --from "$BACKUPS" --data-dir "$DATA"
 RESTORE=$(since "$t")
 
 step "post-restore checks"
@@ -75,10 +88,11 @@ fi
 
 step "figures ($N memories, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 ls -l "$BACKUPS" | tail -n +2
-printf 'backup create            %6ss\n' "$CREATE"
-printf 'backup verify            %6ss\n' "$VERIFY"
-printf 'create + verify          %6ss  (target 30s)\n' "$(awk -v a="$CREATE" -v b="$VERIFY" 'BEGIN { printf "%.1f", a + b }')"
-printf 'backup restore (SQLite)  %6ss  (load, graph, checks, embeddings)\n' "$RESTORE"
+echo "                          wall    CPU (user+system)"
+printf 'backup create            %6ss  %6ss\n' "$CREATE" "$(cpusec "$WORK/create.cpu")"
+printf 'backup verify            %6ss  %6ss\n' "$VERIFY" "$(cpusec "$WORK/verify.cpu")"
+printf 'create + verify          %6ss          (target 30s)\n' "$(awk -v a="$CREATE" -v b="$VERIFY" 'BEGIN { printf "%.1f", a + b }')"
+printf 'backup restore (SQLite)  %6ss  %6ss  (load, graph, checks, embeddings)\n' "$RESTORE" "$(cpusec "$WORK/restore.cpu")"
 printf 'RTO                      %6ss  (store lost -> restored and checked)\n' "$RTO"
 if [ -n "${DATABASE_URL:-}" ]; then
 	printf 'restore into PostgreSQL  %6ss  (without embeddings)\n' "$PGRESTORE"

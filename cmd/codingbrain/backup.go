@@ -188,7 +188,11 @@ func progress(w io.Writer) (backup.Progress, func()) {
 			fmt.Fprintln(w)
 			bar = nil
 		case stage != "" && !tty && time.Since(begun) > 2*time.Second:
-			fmt.Fprintf(w, "%s: %d/%d, done in %s\n", stage, lastN, lastT, time.Since(begun).Round(100*time.Millisecond))
+			if lastT > 0 {
+				fmt.Fprintf(w, "%s: %d/%d, done in %s\n", stage, lastN, lastT, time.Since(begun).Round(100*time.Millisecond))
+			} else {
+				fmt.Fprintf(w, "%s: done in %s\n", stage, time.Since(begun).Round(100*time.Millisecond))
+			}
 		}
 	}
 	return func(s string, done, total int64) {

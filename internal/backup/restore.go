@@ -162,6 +162,7 @@ func restore(ctx context.Context, r io.Reader, dst Loader, o RestoreOptions) (*R
 			want[table] = ts.sum()
 			rep.Loaded[table] = ts.rows
 		}
+		progress("index and commit", 0, 0)
 		return ctx.Err()
 	})
 	if err != nil {
@@ -180,6 +181,7 @@ func restore(ctx context.Context, r io.Reader, dst Loader, o RestoreOptions) (*R
 	}
 
 	if !o.skipGraph {
+		progress("rebuild the entity graph", 0, 0)
 		start = time.Now()
 		if err := dst.RebuildGraph(ctx); err != nil {
 			return rep, fmt.Errorf("restore: rebuild the entity graph: %w", err)
@@ -187,6 +189,7 @@ func restore(ctx context.Context, r io.Reader, dst Loader, o RestoreOptions) (*R
 		rep.GraphSeconds = time.Since(start).Seconds()
 	}
 
+	progress("check the restored store", 0, 0)
 	start = time.Now()
 	if err := CheckStore(ctx, dst, want); err != nil {
 		return rep, fmt.Errorf("restore: %w", err)
