@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the offline checkers .ci/security.sh and .ci/deploy.sh use, at
 # pinned versions, into $(go env GOPATH)/bin. Tools already present at the
-# right version are kept. Usage: .ci/tools.sh [fast|trivy|all]
+# right version are kept. Usage: .ci/tools.sh [fast|trivy|all|vulndb|vulndb-path]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="$(go env GOPATH)/bin"
@@ -41,13 +41,11 @@ vulndb() {
   local out; out="$(go env GOPATH)/vulndb/$VULNDB"
   if [ -f "$out/index/db.json" ] || [ -f "$out/index/db.json.gz" ]; then return 0; fi
   echo "building the vulnerability database from golang.org/x/vulndb@$VULNDB"
-  local tmp; tmp=$(mktemp -d)
-  (cd "$tmp" && go mod init vulndbbuild >/dev/null 2>&1 \
-    && go mod download golang.org/x/vulndb@"$VULNDB" \
-    && go get golang.org/x/vulndb@"$VULNDB" >/dev/null 2>&1 \
+  rm -rf "$out.tmp"
+  (cd "$(mktemp -d)" && go mod download golang.org/x/vulndb@"$VULNDB" \
     && go run golang.org/x/vulndb/cmd/indexdb@"$VULNDB" \
          -vulns "$(go env GOMODCACHE)/golang.org/x/vulndb@$VULNDB/data/osv" -out "$out.tmp")
-  rm -rf "$tmp" "$out"; mv "$out.tmp" "$out"
+  rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
 trivy() { inst trivy "$TRIVY" github.com/aquasecurity/trivy/cmd/trivy GOEXPERIMENT=jsonv2; }
@@ -55,7 +53,8 @@ trivy() { inst trivy "$TRIVY" github.com/aquasecurity/trivy/cmd/trivy GOEXPERIME
 case "${1:-all}" in
   fast) fast ;;
   trivy) trivy ;;
+  vulndb) vulndb ;;
   vulndb-path) echo "$(go env GOPATH)/vulndb/$VULNDB" ;;
   all) trivy & t=$!; fast; wait "$t" ;;
-  *) echo "usage: $0 [fast|trivy|all|vulndb-path]" >&2; exit 2 ;;
+  *) echo "usage: $0 [fast|trivy|all|vulndb|vulndb-path]" >&2; exit 2 ;;
 esac
