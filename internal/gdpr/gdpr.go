@@ -137,7 +137,10 @@ type Rows struct {
 
 // Plan is what an erasure changes in the store, in one transaction.
 type Plan struct {
-	DeleteMemories  []string        // ids; history, access log, embeddings and graph rows go with them
+	// EraseMemories are tombstones (see Tombstone) written over memories
+	// the erasure removes; their history, access log, embeddings, graph
+	// rows and links are deleted.
+	EraseMemories   []memory.Memory
 	RewriteMemories []memory.Memory // whole new values; their embeddings are dropped and their graph rewritten
 	DeleteHistory   []int64
 	RewriteHistory  []memory.HistoryEntry // ID, Actor, Before, After are written
@@ -147,6 +150,21 @@ type Plan struct {
 	RewriteLinks    []memory.MemoryLink // From, Type, To identify; CreatedBy is written
 	DeleteEntities  []int64
 	Erasure         Erasure // recorded in the ledger
+}
+
+// Tombstone is what an erased memory's row becomes: state deleted, no
+// content or other fields, the pseudonym as author and its own access
+// entity user:<pseudonym> (visible to no one), updated now. The row is
+// kept, not deleted, so that the change feed reports the deletion and every
+// replica's in-process indexes drop the memory; it holds no personal data,
+// and the retention purge (purge_deleted_days) removes it like any deleted
+// memory.
+func Tombstone(m memory.Memory, pseudonym string, now time.Time) memory.Memory {
+	return memory.Memory{
+		ID: m.ID, OrgID: m.OrgID, Scope: m.Scope, Source: m.Source, State: memory.StateDeleted,
+		AccessEntity: "user:" + pseudonym, CreatedBy: pseudonym, CreatedAt: m.CreatedAt, UpdatedAt: now,
+		ContentHash: memory.ContentHash(""),
+	}
 }
 
 // Erasure is one entry of the erasure ledger: which subject (by hash only)

@@ -283,7 +283,7 @@ func (s *Service) plan(m matcher, pseud string, c contentRows, rc *Receipt) (Pla
 	deleted := map[string]bool{}
 	del := func(mem memory.Memory) {
 		deleted[mem.ID] = true
-		p.DeleteMemories = append(p.DeleteMemories, mem.ID)
+		p.EraseMemories = append(p.EraseMemories, Tombstone(mem, pseud, rc.ErasedAt))
 		keys = append(keys, memory.MemoryKey{OrgID: mem.OrgID, ID: mem.ID})
 	}
 	for _, mem := range c.private {

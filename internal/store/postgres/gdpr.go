@@ -176,9 +176,32 @@ func applyPlan(ctx context.Context, tx pgx.Tx, org string, p gdpr.Plan) error {
 		_, err := tx.Exec(ctx, query, args...)
 		return err
 	}
-	if len(p.DeleteMemories) > 0 {
-		if err := exec(`DELETE FROM memories WHERE org_id = $1 AND id = ANY($2)`, org, p.DeleteMemories); err != nil {
-			return fmt.Errorf("delete memories: %w", err)
+	if len(p.EraseMemories) > 0 {
+		ids := make([]string, len(p.EraseMemories))
+		for i, m := range p.EraseMemories {
+			if m.OrgID != org {
+				return fmt.Errorf("erase memory %s: another org", m.ID)
+			}
+			ids[i] = m.ID
+			args, err := canonical(&m)
+			if err != nil {
+				return fmt.Errorf("erase memory %s: %w", m.ID, err)
+			}
+			if err := exec(updateMemory, args...); err != nil {
+				return fmt.Errorf("erase memory %s: %w", m.ID, err)
+			}
+		}
+		for _, q := range []string{
+			`DELETE FROM history WHERE org_id = $1 AND memory_id = ANY($2)`,
+			`DELETE FROM access_log WHERE org_id = $1 AND memory_id = ANY($2)`,
+			`DELETE FROM embeddings WHERE org_id = $1 AND memory_id = ANY($2)`,
+			`DELETE FROM mentions WHERE org_id = $1 AND memory_id = ANY($2)`,
+			`DELETE FROM edges WHERE org_id = $1 AND memory_id = ANY($2)`,
+			`DELETE FROM memory_links WHERE org_id = $1 AND (src_id = ANY($2) OR dst_id = ANY($2))`,
+		} {
+			if err := exec(q, org, ids); err != nil {
+				return fmt.Errorf("erase memories: %w", err)
+			}
 		}
 	}
 	for _, m := range p.RewriteMemories {

@@ -174,9 +174,35 @@ func (s *Store) applyPlan(ctx context.Context, tx *sql.Tx, org string, p gdpr.Pl
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	}
-	for _, id := range p.DeleteMemories {
-		if err := exec(`DELETE FROM memories WHERE org_id = ? AND id = ?`, org, id); err != nil {
-			return fmt.Errorf("delete memory %s: %w", id, err)
+	for _, m := range p.EraseMemories {
+		if m.OrgID != org {
+			return fmt.Errorf("erase memory %s: another org", m.ID)
+		}
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT seq FROM memories WHERE org_id = ? AND id = ?`, org, m.ID).Scan(&seq); err != nil {
+			return fmt.Errorf("erase memory %s: %w", m.ID, err)
+		}
+		args, err := canonical(&m)
+		if err != nil {
+			return fmt.Errorf("erase memory %s: %w", m.ID, err)
+		}
+		if err := exec(updateMemory, append(args[2:], m.ID)...); err != nil {
+			return fmt.Errorf("erase memory %s: %w", m.ID, err)
+		}
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`DELETE FROM history WHERE memory_id = ?`, []any{m.ID}},
+			{`DELETE FROM access_log WHERE memory_id = ?`, []any{m.ID}},
+			{`DELETE FROM embeddings WHERE org_id = ? AND memory_id = ?`, []any{org, m.ID}},
+			{`DELETE FROM mentions WHERE memory_seq = ?`, []any{seq}},
+			{`DELETE FROM edges WHERE memory_seq = ?`, []any{seq}},
+			{`DELETE FROM memory_links WHERE src_seq = ? OR dst_seq = ?`, []any{seq, seq}},
+		} {
+			if err := exec(q.sql, q.args...); err != nil {
+				return fmt.Errorf("erase memory %s: %w", m.ID, err)
+			}
 		}
 	}
 	for _, m := range p.RewriteMemories {

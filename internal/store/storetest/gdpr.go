@@ -164,7 +164,9 @@ func testGDPR(t *testing.T, e *env) {
 		// A plan whose last step fails, after its deletes ran.
 		err := w.gs.EraseSubject(ctx, "acme", "alice", []string{"alice"}, func(r gdpr.Rows) (gdpr.Plan, error) {
 			bad := w.globexAlice
-			return gdpr.Plan{DeleteMemories: []string{w.private.ID, w.team.ID}, RewriteMemories: []memory.Memory{bad}}, nil
+			now := e.clock.Now()
+			return gdpr.Plan{EraseMemories: []memory.Memory{gdpr.Tombstone(w.private, "p", now), gdpr.Tombstone(w.team, "p", now)},
+				RewriteMemories: []memory.Memory{bad}}, nil
 		})
 		if err == nil {
 			t.Fatal("a plan rewriting another org's memory was applied")
