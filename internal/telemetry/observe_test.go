@@ -293,6 +293,17 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if _, err := weak.CallTool(t.Context(), &mcp.CallToolParams{Name: "search_memory", Arguments: map[string]any{"query": "x"}}); err == nil {
 		t.Fatal("search_memory without search:read was not refused")
 	}
+	// Over legacy SSE no HTTP status can carry the challenge: the tool
+	// refuses the call itself, and the middleware counts it denied too.
+	sse, err := mcp.NewClient(&mcp.Implementation{Name: "sse-client", Version: "1.0"}, nil).Connect(t.Context(),
+		&mcp.SSEClientTransport{Endpoint: w.url + "/sse", HTTPClient: &http.Client{Transport: &headerTransport{token: w.token(t, auth.ScopeMemoriesRead)}}}, nil)
+	if err != nil {
+		t.Fatalf("connect over SSE: %v", err)
+	}
+	t.Cleanup(func() { sse.Close() })
+	if res := callTool(t, sse, &mcp.CallToolParams{Name: "search_memory", Arguments: map[string]any{"query": "x"}}); !res.IsError {
+		t.Fatal("search_memory over SSE without search:read succeeded")
+	}
 
 	// /metrics: 401 without a token, 403 without the scope, 200 with it.
 	if code, _ := w.scrape(t, ""); code != http.StatusUnauthorized {
@@ -320,8 +331,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`codingbrain_mcp_tool_calls_total{outcome="ok",tool="search_memory"}`:                            "3",
 		`codingbrain_mcp_tool_calls_total{outcome="ok",tool="add_memories"}`:                             "1",
 		`codingbrain_mcp_tool_calls_total{outcome="error",tool="get_memory"}`:                            "1",
-		`codingbrain_mcp_tool_calls_total{outcome="denied",tool="search_memory"}`:                        "1",
-		`codingbrain_mcp_tool_call_duration_seconds_count{tool="search_memory"}`:                         "4",
+		`codingbrain_mcp_tool_calls_total{outcome="denied",tool="search_memory"}`:                        "2",
+		`codingbrain_mcp_tool_call_duration_seconds_count{tool="search_memory"}`:                         "5",
 		`codingbrain_auth_failures_total{reason="no_credentials"}`:                                       "2",
 		`codingbrain_store_operation_duration_seconds_count{op="Create"}`:                                "3",
 		`codingbrain_build_info{goversion="` + runtime.Version() + `",revision="abc123",version="test"}`: "1",
