@@ -71,6 +71,13 @@ type Config struct {
 	// DBStatementTimeout is every PostgreSQL session's statement_timeout;
 	// 0 leaves the server's own setting (none, unless the server sets one).
 	DBStatementTimeout time.Duration `json:"db_statement_timeout"`
+	// ReplicaURLs are PostgreSQL streaming replicas of DatabaseURL: reads
+	// go to one that is healthy, within ReplicaMaxLag and has replayed the
+	// caller's last write (docs/scaling.md).
+	ReplicaURLs []string `json:"replica_urls,omitempty"`
+	// ReplicaMaxLag is the replay lag above which a replica gets no reads
+	// (default 5s).
+	ReplicaMaxLag time.Duration `json:"replica_max_lag"`
 	// ValkeyURL, when set, keeps the state replicas share (MCP session
 	// bindings) in Valkey or Redis instead of in process.
 	ValkeyURL string `json:"valkey_url"`
@@ -272,6 +279,8 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("DB_CONNECT_TIMEOUT", func(v string) (err error) { c.DBConnectTimeout, err = time.ParseDuration(v); return err })
 	env("DB_STATEMENT_TIMEOUT", func(v string) (err error) { c.DBStatementTimeout, err = time.ParseDuration(v); return err })
 	env("VALKEY_URL", str(&c.ValkeyURL))
+	env("REPLICA_URLS", func(v string) error { c.ReplicaURLs = splitList(v); return nil })
+	env("REPLICA_MAX_LAG", func(v string) (err error) { c.ReplicaMaxLag, err = time.ParseDuration(v); return err })
 	env("MIGRATE", func(v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return err })
 	env("EMBEDDER", str(&c.Embedder))
 	env("EMBEDDER_URL", str(&c.EmbedderURL))
@@ -326,6 +335,10 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.DBStatementTimeout = v.DBStatementTimeout
 		case "valkey-url":
 			c.ValkeyURL = v.ValkeyURL
+		case "replica-url":
+			c.ReplicaURLs = v.ReplicaURLs
+		case "replica-max-lag":
+			c.ReplicaMaxLag = v.ReplicaMaxLag
 		case "migrate":
 			c.Migrate = v.Migrate
 		case "embedder":
@@ -403,6 +416,12 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 	fs.IntVar(&f.given.DBMaxConns, "db-max-conns", 0, "PostgreSQL pool size (0: pgxpool's default, the larger of 4 and the CPUs)")
 	fs.DurationVar(&f.given.DBConnectTimeout, "db-connect-timeout", 0, "PostgreSQL dial timeout (default 5s)")
 	fs.DurationVar(&f.given.DBStatementTimeout, "db-statement-timeout", 0, "PostgreSQL statement_timeout (default 30s; 0 leaves the server's setting)")
+	fs.Func("replica-url", "a PostgreSQL streaming replica's `URL` (repeatable): reads go to replicas that are healthy and\n"+
+		"have the caller's last write, writes to --database-url", func(v string) error {
+		f.given.ReplicaURLs = append(f.given.ReplicaURLs, v)
+		return nil
+	})
+	fs.DurationVar(&f.given.ReplicaMaxLag, "replica-max-lag", 0, "replay lag above which a replica gets no reads (default 5s)")
 	fs.StringVar(&f.given.ValkeyURL, "valkey-url", "", "Valkey/Redis `URL` (redis://[:password@]host:port/db, rediss:// for TLS) for the state\n"+
 		"replicas share, such as MCP sessions (default: in process, one replica)")
 	fs.StringVar(&f.given.PublicURL, "public-url", "", "base `URL` clients reach this server at (https://brain.example.com); required on a\n"+
@@ -578,6 +597,17 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("database_url: use postgres://user:password@host:port/dbname "+
 			"(or postgresql://), or libpq key=value pairs such as \"host=db dbname=codingbrain\""))
 	}
+	for i, u := range c.ReplicaURLs {
+		if !validDatabaseURL(u) {
+			errs = append(errs, fmt.Errorf("replica_urls[%d]: use postgres://user:password@host:port/dbname, like database_url", i))
+		}
+	}
+	if len(c.ReplicaURLs) > 0 && c.DatabaseURL == "" {
+		errs = append(errs, errors.New("replica_urls: needs database_url, the primary the replicas follow"))
+	}
+	if c.ReplicaMaxLag < 0 {
+		errs = append(errs, fmt.Errorf("replica_max_lag %s: use 0 (the default, 5s) or a positive duration", c.ReplicaMaxLag))
+	}
 	if c.DBMaxConns < 0 || c.DBMaxConns > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("db_max_conns %d: use 0 (the pool's default) or a positive number", c.DBMaxConns))
 	}
@@ -692,6 +722,10 @@ func IsLoopback(host string) bool {
 // and the passwords in database_url and valkey_url masked.
 func (c Config) String() string {
 	c.DatabaseURL, c.ValkeyURL = MaskURL(c.DatabaseURL), MaskURL(c.ValkeyURL)
+	c.ReplicaURLs = append([]string(nil), c.ReplicaURLs...)
+	for i, u := range c.ReplicaURLs {
+		c.ReplicaURLs[i] = MaskURL(u)
+	}
 	if c.BackupWebhook != "" {
 		c.BackupWebhook = mask
 	}
@@ -757,7 +791,7 @@ func (c Config) Secrets() []string {
 	}
 	add(c.embedderAPIKey)
 	add(c.BackupWebhook)
-	for _, s := range []string{c.DatabaseURL, c.ValkeyURL, c.EmbedderURL} {
+	for _, s := range append([]string{c.DatabaseURL, c.ValkeyURL, c.EmbedderURL}, c.ReplicaURLs...) {
 		if s == "" {
 			continue
 		}
