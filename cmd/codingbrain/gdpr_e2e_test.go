@@ -297,7 +297,7 @@ func runGDPREndToEnd(t *testing.T, dataDir string, st gdprStore) {
 	}
 	daveMCP := mcpSession(t, srv.url, tokens[dave])
 	for _, q := range []string{"alice", "ledger schema"} {
-		r, err := daveMCP.CallTool(ctx, &mcp.CallToolParams{Name: "search_memory", Arguments: map[string]any{"query": q, "verbose": true}})
+		r, err := daveMCP.CallTool(ctx, &mcp.CallToolParams{Name: "search_memory", Arguments: map[string]any{"query": q, "detail": "full"}})
 		if err != nil || r.IsError {
 			t.Fatalf("MCP search %q: %+v, %v", q, r, err)
 		}
