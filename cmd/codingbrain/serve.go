@@ -84,6 +84,9 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer b.Close()
+	if err := b.routeReads(ctx, cfg, obs.registry, log); err != nil {
+		return err
+	}
 	b.observe(obs.metrics)
 	b.embedder = telemetry.ObserveEmbedder(b.embedder, obs.metrics, obs.tracing.Provider)
 	// The vector index loads before serving and then follows the store;
