@@ -90,11 +90,12 @@ func TestObservedStoreKeepsCapabilities(t *testing.T) {
 }
 
 // TestBothStoresAreObserved: ObserveStore leaves a store that lacks one of
-// the capabilities it forwards uninstrumented; both stores have them all,
-// so serve never runs without store metrics.
+// the capabilities it forwards uninstrumented; both stores (and PostgreSQL
+// with read replicas, postgres.Routed) have them all, so serve never runs
+// without store metrics.
 func TestBothStoresAreObserved(t *testing.T) {
 	caps := []reflect.Type{reflect.TypeFor[memory.Lookup](), reflect.TypeFor[memory.GraphStore](), reflect.TypeFor[memory.Transfer]()}
-	for _, st := range []reflect.Type{reflect.TypeFor[*sqlite.Store](), reflect.TypeFor[*postgres.Store]()} {
+	for _, st := range []reflect.Type{reflect.TypeFor[*sqlite.Store](), reflect.TypeFor[*postgres.Store](), reflect.TypeFor[*postgres.Routed]()} {
 		for _, c := range caps {
 			if !st.Implements(c) {
 				t.Errorf("%s does not implement %s: ObserveStore would not wrap it", st, c)
