@@ -323,7 +323,7 @@ func (s *Service) retrieve(ctx context.Context, a Access, q SearchQuery) (Search
 // lexicalOnly is lexical search as it ranks.
 func (s *Service) lexicalOnly(ctx context.Context, a Access, q SearchQuery) (SearchResult, error) {
 	var hits []Hit
-	if lh, ok := s.indexLexical(ctx, a, q.Text, q.Filter, q.Limit); ok {
+	if lh, ok := s.indexLexical(ctx, a, q, q.Limit); ok {
 		lists, err := s.lookupRanked(ctx, a, q.Filter, nil, lh)
 		if err != nil {
 			return SearchResult{}, err
@@ -390,8 +390,13 @@ func isZero(v []float32) bool {
 
 // indexLexical asks the in-process lexical index for k memories; ok is
 // false when there is none ready (or the store cannot Lookup what it
-// finds), and the store's search is then the lexical source.
-func (s *Service) indexLexical(ctx context.Context, a Access, text string, f Filter, k int) ([]VectorHit, bool) {
+// finds), and when q includes the cold tier, which the index does not
+// hold: the store's search is then the lexical source.
+func (s *Service) indexLexical(ctx context.Context, a Access, q SearchQuery, k int) ([]VectorHit, bool) {
+	if q.IncludeCold {
+		return nil, false
+	}
+	text, f := q.Text, q.Filter
 	lx, ok := s.vectors.(LexicalIndex)
 	if !ok {
 		return nil, false
@@ -502,7 +507,7 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 	// The in-process lexical index answers in about a millisecond or less:
 	// it runs here while the vectors are searched; the store's search, its
 	// fallback, beside them.
-	if lexIx, fromIndex = s.indexLexical(ctx, a, q.Text, q.Filter, n); !fromIndex {
+	if lexIx, fromIndex = s.indexLexical(ctx, a, q, n); !fromIndex {
 		wg.Go(func() { lexical, lexErr = s.store.Search(ctx, a, lq) })
 	}
 	wg.Wait()

@@ -101,6 +101,10 @@ type Memory struct {
 	ValidTo        *time.Time     `json:"valid_to,omitempty"`
 	ContentHash    string         `json:"-"`
 	IdempotencyKey string         `json:"-"`
+	// Cold is set for a memory in the cold tier (tier.go) where stores read
+	// it for a caller (Get, Search): searches find it only with
+	// include_cold, and reading or changing it brings it back.
+	Cold bool `json:"cold,omitempty"`
 }
 
 // NormalizeContent folds case and white space so that trivially different

@@ -285,6 +285,7 @@ func (s *Service) Get(ctx context.Context, id string, via Via) (Memory, error) {
 	if m.State == StateDeleted {
 		return Memory{}, fmt.Errorf("memory %s: %w", id, ErrNotFound)
 	}
+	s.warm(ctx, AccessFor(p), &m) // reading a cold memory brings it back
 	if via == ViaMCP {
 		s.logAccess(ctx, p, via, "", []Memory{m})
 	}
@@ -508,6 +509,11 @@ func (s *Service) Search(ctx context.Context, q SearchQuery, via Via) (SearchRes
 	}
 	if err := validateFilter(q.Filter, "filters."); err != nil {
 		return SearchResult{}, err
+	}
+	if q.IncludeCold && q.Mode == ModeVector {
+		// Cold memories are not in the vector index: only their words are
+		// searched, in the store.
+		return SearchResult{}, invalid("include_cold", "needs mode hybrid or lexical: cold memories are found by their words, not by vector similarity")
 	}
 	res, err := s.retrieve(ctx, AccessFor(p), q)
 	if err != nil {

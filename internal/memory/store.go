@@ -17,13 +17,15 @@ type Store interface {
 	// content is ErrConflict.
 	Create(ctx context.Context, m Memory, actor string) (stored Memory, created bool, err error)
 
-	// Get returns one visible memory.
+	// Get returns one visible memory, in either tier (Memory.Cold says
+	// which).
 	Get(ctx context.Context, a Access, id string) (Memory, error)
 
 	// Update loads a visible memory, applies change to it and, if change
 	// returns nil, writes it and a history row (action, actor, before, after)
 	// in one transaction. Changing content must keep ContentHash consistent;
-	// a resulting duplicate is ErrConflict.
+	// a resulting duplicate is ErrConflict. A write that does not delete
+	// the memory brings it back to the hot tier.
 	Update(ctx context.Context, a Access, id, actor, action string, change func(*Memory) error) (Memory, error)
 
 	// List returns visible memories matching q, in q.Sort order, and the
@@ -31,7 +33,8 @@ type Store interface {
 	List(ctx context.Context, a Access, q ListQuery) ([]Memory, string, error)
 
 	// Search ranks visible memories matching q.Filter by lexical relevance
-	// to q.Text. Filters apply before the limit.
+	// to q.Text. Filters apply before the limit. It covers the hot tier,
+	// and the cold tier too when q.IncludeCold is set.
 	Search(ctx context.Context, a Access, q SearchQuery) ([]Hit, error)
 
 	// History returns the history of a visible memory, oldest first.
@@ -125,6 +128,10 @@ type SearchQuery struct {
 	Mode SearchMode
 	// Explain asks for each hit's Explain.
 	Explain bool
+	// IncludeCold also searches the cold tier (tier.go). Store.Search
+	// covers hot memories only unless it is set; with it, Store.Search
+	// covers both tiers.
+	IncludeCold bool
 }
 
 // Change is one committed write to a memory — its creation, an update, a
@@ -142,6 +149,9 @@ type Change struct {
 	OrgID     string
 	State     State
 	UpdatedAt time.Time
+	// Cold says the memory is in the cold tier, which in-process derived
+	// data leaves out.
+	Cold bool
 }
 
 // ChangeCursor is a position in a ChangeFeed: what a consumer has been

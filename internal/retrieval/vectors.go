@@ -4,7 +4,8 @@
 // (memory.Vectors, memory.LexicalIndex).
 //
 // The index (internal/retrieval/vectorindex) holds the current embedding
-// of every live memory for the configured embedder's model, with the
+// of every live memory of the hot tier (memory.Tiers: cold memories stay
+// in the store only) for the configured embedder's model, with the
 // memory's access entity, state and the other fields filters read. It is
 // loaded at start by reading the store's change feed from the beginning,
 // and then follows the feed (internal/changes.Follow): every page of
@@ -280,8 +281,8 @@ func (v *Vectors) tick(ctx context.Context) {
 // status tick reads back (map order picks them, so all are reached).
 const maxMissingRecheck = 5000
 
-// apply takes one page of changes: deleted memories leave the index, the
-// others are read back.
+// apply takes one page of changes: deleted memories and memories moved to
+// the cold tier leave the indexes, the others are read back.
 func (v *Vectors) apply(ctx context.Context, cs []memory.Change) error {
 	latest := make(map[memory.MemoryKey]memory.Change, len(cs))
 	for _, c := range cs {
@@ -292,7 +293,7 @@ func (v *Vectors) apply(ctx context.Context, cs []memory.Change) error {
 	}
 	var live []memory.MemoryKey
 	for k, c := range latest {
-		if c.State == memory.StateDeleted {
+		if c.State == memory.StateDeleted || c.Cold {
 			v.remove(k, false)
 			v.lex.Remove(k.OrgID, k.ID)
 		} else {
@@ -331,6 +332,11 @@ func (v *Vectors) refresh(ctx context.Context, keys []memory.MemoryKey) error {
 		for _, m := range ms {
 			k := memory.MemoryKey{OrgID: m.OrgID, ID: m.ID}
 			found[k] = true
+			if m.Cold { // the indexes hold the hot tier only
+				v.remove(k, false)
+				v.lex.Remove(k.OrgID, k.ID)
+				continue
+			}
 			v.lex.Upsert(m) // a deleted memory leaves it
 			e, ok := vecs[k]
 			switch {

@@ -29,10 +29,10 @@ var _ memory.ChangeFeed = (*Store)(nil)
 const changesQuery = `WITH snap AS MATERIALIZED (
 		SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon),
 	recheck AS MATERIALIZED (
-		SELECT change_seq, org_id, id, state, updated_at FROM memories
+		SELECT change_seq, org_id, id, state, updated_at, tier FROM memories
 		WHERE change_xid >= $2::xid8 AND change_seq <= $1::bigint),
 	fresh AS (
-		SELECT change_seq, org_id, id, state, updated_at FROM memories
+		SELECT change_seq, org_id, id, state, updated_at, tier FROM memories
 		WHERE change_seq > $1::bigint
 		ORDER BY change_seq LIMIT $3::int),
 	page AS (
@@ -41,7 +41,7 @@ const changesQuery = `WITH snap AS MATERIALIZED (
 			UNION ALL
 			SELECT * FROM fresh) u
 		ORDER BY change_seq LIMIT $3::int)
-	SELECT snap.horizon, p.change_seq, p.org_id, p.id, p.state, p.updated_at
+	SELECT snap.horizon, p.change_seq, p.org_id, p.id, p.state, p.updated_at, p.tier = 'cold'
 	FROM snap LEFT JOIN page p ON true
 	ORDER BY p.change_seq`
 
@@ -91,12 +91,14 @@ func (s *Store) Changes(ctx context.Context, after memory.ChangeCursor, limit in
 			seq            *int64
 			org, id, state *string
 			updatedAt      *time.Time
+			cold           *bool
 		}
 	)
-	_, err = pgx.ForEachRow(rows, []any{&xmin, &c.seq, &c.org, &c.id, &c.state, &c.updatedAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&xmin, &c.seq, &c.org, &c.id, &c.state, &c.updatedAt, &c.cold}, func() error {
 		if c.seq != nil { // else the empty page's row of NULLs
 			changes = append(changes, memory.Change{
 				Seq: *c.seq, ID: *c.id, OrgID: *c.org, State: memory.State(*c.state), UpdatedAt: c.updatedAt.UTC(),
+				Cold: *c.cold,
 			})
 		}
 		return nil

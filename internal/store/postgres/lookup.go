@@ -31,9 +31,25 @@ func (s *Store) MemoriesOf(ctx context.Context, keys []memory.MemoryKey) ([]memo
 		return []memory.Memory{}, nil
 	}
 	orgs, ids := keyArrays(keys)
-	return s.readMemories(ctx, "read memories", `SELECT `+memoryColumns+` FROM memories m
+	rows, err := s.pool.Query(ctx, `SELECT `+memoryColumns+`, m.tier = 'cold' FROM memories m
 		WHERE (m.org_id, m.id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 		ORDER BY m.org_id, m.id`, orgs, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read memories: %w", s.dbErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.Memory, error) {
+		var cold bool
+		m, err := scanMemory(r, &cold)
+		m.Cold = cold
+		return m, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read memories: %w", s.dbErr(err))
+	}
+	if out == nil {
+		out = []memory.Memory{}
+	}
+	return out, nil
 }
 
 func (s *Store) readMemories(ctx context.Context, what, query string, args ...any) ([]memory.Memory, error) {

@@ -35,6 +35,10 @@ const updateMemory = `UPDATE memories SET access_entity = $3, state = $4, catego
 	idempotency_key = $18, evidence = $19, tags = $20, metadata = $21, content = $22
 	WHERE org_id = $1 AND id = $2`
 
+// warmMemory moves a memory written by Update back to the hot tier
+// (tier.go). It changes no row of a hot memory.
+const warmMemory = `UPDATE memories SET tier = 'hot' WHERE org_id = $1 AND id = $2 AND tier = 'cold'`
+
 const insertHistory = `INSERT INTO history (org_id, memory_id, actor, action, at, before, after)
 	VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
@@ -139,7 +143,9 @@ func (s *Store) Get(ctx context.Context, a memory.Access, id string) (memory.Mem
 	var w where
 	w.add("m.id = " + w.arg(id))
 	w.access(a)
-	m, err := scanMemory(s.pool.QueryRow(ctx, `SELECT `+memoryColumns+` FROM memories m WHERE `+w.String(), w.args...))
+	var cold bool
+	m, err := scanMemory(s.pool.QueryRow(ctx, `SELECT `+memoryColumns+`, m.tier = 'cold' FROM memories m WHERE `+w.String(), w.args...), &cold)
+	m.Cold = cold
 	if errors.Is(err, pgx.ErrNoRows) {
 		return memory.Memory{}, fmt.Errorf("get memory %s: %w", id, memory.ErrNotFound)
 	}
@@ -197,6 +203,11 @@ func (s *Store) Update(ctx context.Context, a memory.Access, id, actor, action s
 				memory.ErrConflict, id, m.AccessEntity)
 		}
 		return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, s.dbErr(err))
+	}
+	if m.State != memory.StateDeleted { // a write brings a cold memory back
+		if _, err := tx.Exec(ctx, warmMemory, m.OrgID, id); err != nil {
+			return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, s.dbErr(err))
+		}
 	}
 	at := m.UpdatedAt
 	if !at.After(prevUpdated) { // the change did not stamp the memory

@@ -63,6 +63,9 @@ func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuer
 	w.add("m.lexemes @@ (SELECT match FROM q)")
 	w.access(a)
 	w.filter(q.Filter)
+	if !q.IncludeCold {
+		w.add("m.tier = 'hot'")
+	}
 
 	// q builds the queries once: as scalar subqueries they are evaluated
 	// before the scan, also in a generic plan of the prepared statement,
@@ -76,7 +79,7 @@ func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuer
 			WHERE ` + w.String() + `
 			ORDER BY exact DESC, rank DESC, m.id
 			LIMIT ` + w.arg(limit) + `)
-		SELECT ` + memoryColumns + `, t.rank, t.exact
+		SELECT ` + memoryColumns + `, t.rank, t.exact, m.tier = 'cold'
 		FROM top t JOIN memories m ON m.org_id = t.org_id AND m.id = t.id
 		ORDER BY t.exact DESC, t.rank DESC, m.id`
 	rows, err := s.pool.Query(ctx, query, w.args...)
@@ -85,8 +88,9 @@ func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuer
 	}
 	hits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.Hit, error) {
 		var rank float32
-		var phrase bool
-		m, err := scanMemory(r, &rank, &phrase)
+		var phrase, cold bool
+		m, err := scanMemory(r, &rank, &phrase, &cold)
+		m.Cold = cold
 		return memory.Hit{Memory: m, Score: score(float64(rank), phrase)}, err
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ var _ memory.ChangeFeed = (*Store)(nil)
 // processes as soon as they are made.
 func (s *Store) Changes(ctx context.Context, after memory.ChangeCursor, limit int) ([]memory.Change, memory.ChangeCursor, error) {
 	limit = max(limit, 1)
-	rows, err := s.query(ctx, `SELECT change_seq, id, org_id, state, updated_at FROM memories
+	rows, err := s.query(ctx, `SELECT change_seq, id, org_id, state, updated_at, tier = 'cold' FROM memories
 		WHERE change_seq > ? ORDER BY change_seq LIMIT ?`, after.Seq, limit)
 	if err != nil {
 		return nil, after, fmt.Errorf("read changes: %w", err)
@@ -31,7 +31,7 @@ func (s *Store) Changes(ctx context.Context, after memory.ChangeCursor, limit in
 	for rows.Next() {
 		var c memory.Change
 		var state, updatedAt string
-		if err := rows.Scan(&c.Seq, &c.ID, &c.OrgID, &state, &updatedAt); err != nil {
+		if err := rows.Scan(&c.Seq, &c.ID, &c.OrgID, &state, &updatedAt, &c.Cold); err != nil {
 			return nil, after, fmt.Errorf("read changes: %w", err)
 		}
 		c.State = memory.State(state)

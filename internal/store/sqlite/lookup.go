@@ -38,9 +38,27 @@ func (s *Store) MemoriesOf(ctx context.Context, keys []memory.MemoryKey) ([]memo
 	if err != nil {
 		return nil, fmt.Errorf("read memories: %w", err)
 	}
-	return s.readMemories(ctx, "read memories", `SELECT `+memoryColumns+` FROM memories m
+	rows, err := s.query(ctx, `SELECT `+memoryColumns+`, m.tier = 'cold' FROM memories m
 		WHERE (m.org_id, m.id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))
 		ORDER BY m.org_id, m.id`, p)
+	if err != nil {
+		return nil, fmt.Errorf("read memories: %w", err)
+	}
+	defer rows.Close()
+	out := []memory.Memory{}
+	for rows.Next() {
+		var cold bool
+		m, err := scanMemory(rows, &cold)
+		if err != nil {
+			return nil, fmt.Errorf("read memories: %w", err)
+		}
+		m.Cold = cold
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read memories: %w", err)
+	}
+	return out, nil
 }
 
 func (s *Store) readMemories(ctx context.Context, what, query string, args ...any) ([]memory.Memory, error) {

@@ -27,6 +27,11 @@ const updateMemory = `UPDATE memories SET access_entity = ?, state = ?, category
 	valid_from = ?, valid_to = ?, content_hash = ?, idempotency_key = ?, tags = ?, evidence = ?, metadata = ?, content = ?,
 	acl = ? WHERE id = ?`
 
+// warmMemory moves a memory written by Update back to the hot tier
+// (tier.go). It changes no row of a hot memory, so the change trigger does
+// not fire for it.
+const warmMemory = `UPDATE memories SET tier = 'hot' WHERE id = ? AND tier = 'cold'`
+
 const insertHistory = `INSERT INTO history (memory_id, org_id, actor, action, at, before, after)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`
 
@@ -121,7 +126,9 @@ func (s *Store) Get(ctx context.Context, a memory.Access, id string) (memory.Mem
 	var w where
 	w.add("m.id = ?", id)
 	w.access(a)
-	m, err := scanMemory(s.queryRow(ctx, `SELECT `+memoryColumns+` FROM memories m WHERE `+w.String(), w.args...))
+	var cold bool
+	m, err := scanMemory(s.queryRow(ctx, `SELECT `+memoryColumns+`, m.tier = 'cold' FROM memories m WHERE `+w.String(), w.args...), &cold)
+	m.Cold = cold
 	if errors.Is(err, sql.ErrNoRows) {
 		return memory.Memory{}, fmt.Errorf("get memory %s: %w", id, memory.ErrNotFound)
 	}
@@ -181,6 +188,11 @@ func (s *Store) Update(ctx context.Context, a memory.Access, id, actor, action s
 				memory.ErrConflict, id, m.AccessEntity)
 		}
 		return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
+	}
+	if m.State != memory.StateDeleted { // a write brings a cold memory back
+		if _, err := tx.ExecContext(ctx, warmMemory, id); err != nil {
+			return memory.Memory{}, fmt.Errorf("update memory %s: %w", id, err)
+		}
 	}
 	at := m.UpdatedAt
 	if !at.After(prevUpdated) { // the change did not stamp the memory

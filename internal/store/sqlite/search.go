@@ -51,9 +51,9 @@ func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuer
 	if len(tokens) == 0 || acl == "" {
 		return []memory.Hit{}, nil
 	}
-	hits, err := s.search(ctx, a, q.Filter, tokens, acl, limit, 4*limit+40)
+	hits, err := s.search(ctx, a, q.Filter, q.IncludeCold, tokens, acl, limit, 4*limit+40)
 	if err == nil && len(hits) < limit {
-		hits, err = s.search(ctx, a, q.Filter, tokens, acl, limit, -1)
+		hits, err = s.search(ctx, a, q.Filter, q.IncludeCold, tokens, acl, limit, -1)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("search memories: %w", err)
@@ -63,10 +63,13 @@ func (s *Store) Search(ctx context.Context, a memory.Access, q memory.SearchQuer
 
 // search runs the search statement, ranking at most candidates lexical
 // matches (-1: all of them).
-func (s *Store) search(ctx context.Context, a memory.Access, f memory.Filter, tokens []string, acl string, limit, candidates int) ([]memory.Hit, error) {
+func (s *Store) search(ctx context.Context, a memory.Access, f memory.Filter, cold bool, tokens []string, acl string, limit, candidates int) ([]memory.Hit, error) {
 	var w where
 	w.access(a)
 	w.filter(f)
+	if !cold {
+		w.add("m.tier = 'hot'")
+	}
 
 	args := []any{}
 	exact, phraseCTE := "0", ""
@@ -99,7 +102,7 @@ func (s *Store) search(ctx context.Context, a memory.Access, f memory.Filter, to
 			WHERE ` + w.String() + `
 			ORDER BY c.exact DESC, c.rank, c.seq
 			LIMIT ?)
-		SELECT ` + memoryColumns + `, t.rank, t.exact
+		SELECT ` + memoryColumns + `, t.rank, t.exact, m.tier = 'cold'
 		FROM top t CROSS JOIN memories m ON m.seq = t.seq
 		ORDER BY t.exact DESC, t.rank, t.seq`
 	rows, err := s.query(ctx, query, args...)
@@ -110,11 +113,12 @@ func (s *Store) search(ctx context.Context, a memory.Access, f memory.Filter, to
 	hits := make([]memory.Hit, 0, limit)
 	for rows.Next() {
 		var rank float64
-		var phrase bool
-		m, err := scanMemory(rows, &rank, &phrase)
+		var phrase, cold bool
+		m, err := scanMemory(rows, &rank, &phrase, &cold)
 		if err != nil {
 			return nil, err
 		}
+		m.Cold = cold
 		hits = append(hits, memory.Hit{Memory: m, Score: score(rank, phrase)})
 	}
 	return hits, rows.Err()

@@ -151,11 +151,11 @@ func TestSearchCandidateLimit(t *testing.T) {
 		tokens := queryTokens(g.query())
 		acl, _ := aclMatch(a)
 		f := filters[i%len(filters)]
-		fast, err := s.search(ctx, a, f, tokens, acl, 10, 50)
+		fast, err := s.search(ctx, a, f, false, tokens, acl, 10, 50)
 		if err != nil {
 			t.Fatal(err)
 		}
-		full, err := s.search(ctx, a, f, tokens, acl, 10, -1)
+		full, err := s.search(ctx, a, f, false, tokens, acl, 10, -1)
 		if err != nil {
 			t.Fatal(err)
 		}

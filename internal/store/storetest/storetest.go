@@ -94,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T) memory.Store) {
 		{"Lookup", testLookup},
 		{"GDPR", testGDPR},
 		{"Retention", testRetention},
+		{"Tiers", testTiers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

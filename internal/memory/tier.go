@@ -1,0 +1,55 @@
+package memory
+
+import (
+	"context"
+	"time"
+)
+
+// Tiers: every memory is hot or cold. Hot memories are the ones search
+// covers by default and the ones the in-process indexes (vector and
+// lexical) hold; cold memories stay in the store, are found by a search
+// only with SearchQuery.IncludeCold (through the store's lexical search,
+// under the same access rules and filters), and cost the indexes nothing.
+// A tiering job moves archived, deleted and long-untouched memories to the
+// cold tier (Tiers.MoveCold); reading a cold memory by id (Service.Get) or
+// writing it (any Store.Update but a delete) brings it back.
+
+// Tier names.
+const (
+	TierHot  = "hot"
+	TierCold = "cold"
+)
+
+// Tiers is implemented by stores that keep memories in a hot and a cold
+// tier (both stores do). Like the change feed it is internal: MoveCold and
+// TierCounts cover every org and are for the tiering job only.
+type Tiers interface {
+	// MoveCold moves up to limit hot memories to the cold tier: archived
+	// and deleted ones, and live (active or paused) ones neither written
+	// (updated_at) nor returned to a reader (access log) at or after
+	// untouchedSince. It returns how many it moved. Each move is a write the
+	// change feed reports (Change.Cold), without a history row: it changes
+	// where a memory is kept, not the memory.
+	MoveCold(ctx context.Context, untouchedSince time.Time, limit int) (int, error)
+	// Warm moves the memories among ids that a may see back to the hot
+	// tier and returns how many were cold.
+	Warm(ctx context.Context, a Access, ids []string) (int, error)
+	// TierCounts counts the memories of every org in each tier.
+	TierCounts(ctx context.Context) (hot, cold int64, err error)
+}
+
+// warm brings a cold memory that was just read back to the hot tier. A
+// failure does not fail the read: the memory is still returned, and the
+// next read tries again.
+func (s *Service) warm(ctx context.Context, a Access, m *Memory) {
+	if !m.Cold || m.State == StateDeleted {
+		return
+	}
+	t, ok := s.store.(Tiers)
+	if !ok {
+		return
+	}
+	if _, err := t.Warm(ctx, a, []string{m.ID}); err == nil {
+		m.Cold = false
+	}
+}
