@@ -200,6 +200,21 @@ type Snapshot interface {
 	Dump(ctx context.Context, table string, emit func(row any) error) error
 }
 
+// NativeSnapshot is a Snapshot that can also write the store's own copy of
+// the same point in time (SQLite: the online backup API through the
+// snapshot's connection; PostgreSQL: pg_dump -Fc with the snapshot's
+// exported id). The copy restores only into its own engine, with its own
+// tools; Restore and Verify use the portable tables.
+type NativeSnapshot interface {
+	// WriteNative writes the copy into dir and returns its file name. It
+	// returns an error wrapping ErrNoNative when the tool it needs is not
+	// installed.
+	WriteNative(ctx context.Context, dir string) (string, error)
+}
+
+// ErrNoNative: the store's native copy cannot be made here.
+var ErrNoNative = errors.New("backup: no native copy")
+
 // Loader is a store that a backup can be restored into.
 type Loader interface {
 	Source

@@ -3,7 +3,10 @@ package backup
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +35,10 @@ type CreateOptions struct {
 	Now func() time.Time
 	// Progress, when set, is called as rows are dumped and bytes archived.
 	Progress Progress
+	// Native also puts the store's own copy of the same snapshot in the
+	// archive, under native/ (see NativeSnapshot), when the store can make
+	// one; Result.Notes says when it could not.
+	Native bool
 }
 
 // Result is what Create wrote.
@@ -40,6 +47,8 @@ type Result struct {
 	Size     int64         `json:"size"`
 	Manifest Manifest      `json:"manifest"`
 	Took     time.Duration `json:"took_ns"`
+	// Notes are things worth telling that did not fail the backup.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Create takes a consistent backup of src and stores it in t.
@@ -59,6 +68,10 @@ func Create(ctx context.Context, src Source, t Target, o CreateOptions) (Result,
 	}
 	defer os.RemoveAll(dir)
 
+	var (
+		notes  []string
+		native string // file name under dir/native, when made
+	)
 	m := Manifest{Format: FormatVersion, AppVersion: o.AppVersion, Store: src.Kind(),
 		Encrypted: len(o.Recipients) > 0, Tables: map[string]TableInfo{}, Files: map[string]FileInfo{}}
 	err = src.Snapshot(ctx, func(snap Snapshot) error {
@@ -77,6 +90,24 @@ func Create(ctx context.Context, src Source, t Target, o CreateOptions) (Result,
 			}
 			m.Tables[table] = info
 		}
+		if !o.Native {
+			return nil
+		}
+		ns, ok := snap.(NativeSnapshot)
+		if !ok {
+			notes = append(notes, "no native copy: the "+src.Kind()+" store cannot make one")
+			return nil
+		}
+		progress("native copy", 0, 0)
+		name, err := ns.WriteNative(ctx, filepath.Join(dir, "native"))
+		if errors.Is(err, ErrNoNative) {
+			notes = append(notes, err.Error())
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("native copy: %w", err)
+		}
+		native = name
 		return nil
 	})
 	if err != nil {
@@ -100,7 +131,23 @@ func Create(ctx context.Context, src Source, t Target, o CreateOptions) (Result,
 			}
 			m.Files[dataFile(table)] = FileInfo{Size: st.Size(), SHA256: m.Tables[table].SHA256}
 		}
-		mb, err := json.MarshalIndent(m, "", "  ")
+		var mb []byte
+		var nativeInfo FileInfo
+		if native != "" {
+			f, err := os.Open(filepath.Join(dir, "native", native))
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			n, err := io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			nativeInfo = FileInfo{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
+			m.Files["native/"+native] = nativeInfo
+		}
+		mb, err = json.MarshalIndent(m, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -126,6 +173,16 @@ func Create(ctx context.Context, src Source, t Target, o CreateOptions) (Result,
 			done += fi.Size
 			progress("compress", done, total)
 		}
+		if native != "" {
+			fi, err := aw.addFile("native/"+native, filepath.Join(dir, "native", native))
+			if err != nil {
+				return fmt.Errorf("archive the native copy: %w", err)
+			}
+			if fi != nativeInfo {
+				return errors.New("archive the native copy: the file changed while it was archived")
+			}
+			progress("compress", total, total)
+		}
 		if err := aw.close(); err != nil {
 			return err
 		}
@@ -135,7 +192,7 @@ func Create(ctx context.Context, src Source, t Target, o CreateOptions) (Result,
 	if err != nil {
 		return Result{}, fmt.Errorf("backup: %w", err)
 	}
-	return Result{Name: name, Size: size, Manifest: m, Took: time.Since(start)}, nil
+	return Result{Name: name, Size: size, Manifest: m, Took: time.Since(start), Notes: notes}, nil
 }
 
 // dumpTable writes table's canonical JSONL to path and returns its count

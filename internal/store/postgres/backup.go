@@ -3,10 +3,16 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/codingbrain/codingbrain/internal/backup"
 )
@@ -31,10 +37,64 @@ func (s *Store) Snapshot(ctx context.Context, fn func(backup.Snapshot) error) er
 		return fmt.Errorf("snapshot: %w", s.dbErr(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	return fn(snapshot{tx})
+	return fn(snapshot{tx: tx, connString: s.pool.Config().ConnString()})
 }
 
-type snapshot struct{ tx pgx.Tx }
+// snapshot is a REPEATABLE READ READ ONLY transaction and how to reach its
+// database again (for pg_dump of the same snapshot, WriteNative).
+type snapshot struct {
+	tx         pgx.Tx
+	connString string
+}
+
+var _ backup.NativeSnapshot = snapshot{}
+
+// passwordField finds the password of a key=value connection string.
+var passwordField = regexp.MustCompile(`(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// WriteNative runs pg_dump -Fc on the snapshot this transaction exported
+// (pg_export_snapshot), so the dump is the same point in time as the
+// dumped tables, into dir/codingbrain.dump. The password goes to pg_dump in
+// PGPASSWORD, not on its command line. Without pg_dump on PATH it returns
+// ErrNoNative; pg_dump must be as new as the server.
+func (sn snapshot) WriteNative(ctx context.Context, dir string) (string, error) {
+	const name = "codingbrain.dump"
+	bin, err := exec.LookPath("pg_dump")
+	if err != nil {
+		return "", fmt.Errorf("%w: pg_dump is not installed", backup.ErrNoNative)
+	}
+	var id string
+	if err := sn.tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&id); err != nil {
+		return "", fmt.Errorf("export the snapshot: %w", err)
+	}
+	cfg, err := pgconn.ParseConfig(sn.connString)
+	if err != nil {
+		return "", err
+	}
+	conn := sn.connString
+	if u, err := url.Parse(conn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if u.User != nil {
+			u.User = url.User(u.User.Username())
+		}
+		conn = u.String()
+	} else {
+		conn = passwordField.ReplaceAllString(conn, "")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, bin, "--format=custom", "--no-owner", "--snapshot="+id,
+		"--file="+filepath.Join(dir, name), "--dbname="+conn)
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		msg := strings.TrimSpace(string(out))
+		if cfg.Password != "" {
+			msg = strings.ReplaceAll(msg, cfg.Password, "xxxxx")
+		}
+		return "", fmt.Errorf("pg_dump: %w: %s", err, msg)
+	}
+	return name, nil
+}
 
 func (sn snapshot) SchemaVersion(ctx context.Context) (int, error) {
 	var v int

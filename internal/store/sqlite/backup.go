@@ -6,10 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/codingbrain/codingbrain/internal/backup"
+
+	driver "modernc.org/sqlite"
 )
 
 var _ backup.Scratch = (*Store)(nil)
@@ -25,15 +30,63 @@ func (s *Store) LatestSchemaVersion() int { return latestVersion() }
 // and blocks no writer. (The WAL cannot be checkpointed past the snapshot
 // meanwhile, so it grows while a backup runs.)
 func (s *Store) Snapshot(ctx context.Context, fn func(backup.Snapshot) error) error {
-	tx, err := s.r.BeginTx(ctx, nil)
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	defer tx.Rollback()
-	return fn(snapshot{tx})
+	return fn(snapshot{tx: tx, conn: conn})
 }
 
-type snapshot struct{ tx *sql.Tx }
+// snapshot is a read transaction and the connection it runs on (for the
+// online backup of the same snapshot, WriteNative).
+type snapshot struct {
+	tx   *sql.Tx
+	conn *sql.Conn
+}
+
+var _ backup.NativeSnapshot = snapshot{}
+
+// WriteNative copies the database as the snapshot sees it into
+// dir/codingbrain.db with SQLite's online backup API, run on the
+// snapshot's own connection: the copy is the same point in time as the
+// dumped tables, and writers are not blocked.
+func (sn snapshot) WriteNative(ctx context.Context, dir string) (string, error) {
+	const name = "codingbrain.db"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	dst := (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dir, name))}).String()
+	err := sn.conn.Raw(func(dc any) error {
+		bc, ok := dc.(interface {
+			NewBackup(string) (*driver.Backup, error)
+		})
+		if !ok {
+			return fmt.Errorf("%w: the driver has no backup API", backup.ErrNoNative)
+		}
+		b, err := bc.NewBackup(dst)
+		if err != nil {
+			return err
+		}
+		// One step copies every page under the snapshot's read lock; in
+		// several steps, a write by another connection between them would
+		// restart the copy.
+		if _, err := b.Step(-1); err != nil {
+			b.Finish()
+			return err
+		}
+		return b.Finish()
+	})
+	if err != nil {
+		return "", fmt.Errorf("online backup: %w", err)
+	}
+	return name, nil
+}
 
 func (sn snapshot) SchemaVersion(ctx context.Context) (int, error) {
 	var v int

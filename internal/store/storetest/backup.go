@@ -1,9 +1,11 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -198,6 +200,52 @@ func RunBackup(t *testing.T, open func(t *testing.T) BackupStore) {
 		defer rc2.Close()
 		if _, err := backup.Restore(ctx, rc2, dst, backup.RestoreOptions{}); !errors.Is(err, backup.ErrNotEmpty) {
 			t.Errorf("restore into a store with data: %v, want ErrNotEmpty", err)
+		}
+	})
+
+	t.Run("Native", func(t *testing.T) {
+		src := open(t)
+		Seed(t, src)
+		dir := backup.Dir{Path: t.TempDir()}
+		res, err := backup.Create(ctx, src, dir, backup.CreateOptions{Native: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Notes) > 0 {
+			t.Skipf("no native copy here: %v", res.Notes)
+		}
+		var native string
+		for name := range res.Manifest.Files {
+			if strings.HasPrefix(name, "native/") {
+				native = name
+			}
+		}
+		if native == "" {
+			t.Fatalf("no native copy in the manifest: %v", res.Manifest.Files)
+		}
+		rc, _ := dir.Open(ctx, res.Name)
+		defer rc.Close()
+		x, err := backup.Extract(rc, nil, t.TempDir(), src.LatestSchemaVersion())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Remove()
+		b, err := os.ReadFile(x.Path(native))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, []byte("SQLite format 3\x00")) && !bytes.HasPrefix(b, []byte("PGDMP")) {
+			t.Errorf("%s is neither an SQLite database nor a pg_dump archive: %q", native, b[:min(len(b), 16)])
+		}
+		if fi := res.Manifest.Files[native]; fi.Size != int64(len(b)) {
+			t.Errorf("%s: %d bytes, manifest %d", native, len(b), fi.Size)
+		}
+		// The archive with its native copy restores and verifies as usual.
+		rep := backup.Verify(ctx, dir, backup.VerifyOptions{OpenScratch: func(ctx context.Context) (backup.Scratch, func() error, error) {
+			return open(t), func() error { return nil }, nil
+		}})
+		if rep.Status != backup.StatusOK {
+			t.Errorf("verify: %+v", rep.Checks)
 		}
 	})
 
