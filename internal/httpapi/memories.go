@@ -33,6 +33,8 @@ type (
 		Filters searchFilters     `json:"filters,omitempty"`
 		Mode    memory.SearchMode `json:"mode,omitempty" jsonschema:"hybrid (default: lexical, vector and graph fused), lexical or vector"`
 		Explain bool              `json:"explain,omitempty" jsonschema:"explain each hit's rank: each source's rank and score, boosts, recency"`
+		// IncludeCold also searches the cold tier (docs/scaling.md).
+		IncludeCold bool `json:"include_cold,omitempty" jsonschema:"also search cold memories (archived, deleted or long untouched), by their words; needs mode hybrid or lexical"`
 	}
 	searchResponse memory.SearchResult
 	appsResponse   struct {
@@ -239,7 +241,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.svc.Search(r.Context(), memory.SearchQuery{Text: req.Query, Limit: req.Limit, Filter: req.Filters.filter(),
-		Mode: req.Mode, Explain: req.Explain}, memory.ViaREST)
+		Mode: req.Mode, Explain: req.Explain, IncludeCold: req.IncludeCold}, memory.ViaREST)
 	s.reply(w, r, searchResponse(res), err)
 }
 

@@ -133,6 +133,8 @@ type SearchInput struct {
 	// almost every question.
 	Mode    memory.SearchMode `json:"mode,omitempty" jsonschema:"hybrid (default): words, meaning and related entities fused; lexical: exact words only; vector: meaning only"`
 	Explain bool              `json:"explain,omitempty" jsonschema:"add to each result why it ranks there: each source's rank and score, boosts, recency"`
+	// IncludeCold also searches the cold tier.
+	IncludeCold bool `json:"include_cold,omitempty" jsonschema:"also search cold memories (archived, deleted or untouched for long), by their words; slower; needs mode hybrid or lexical"`
 }
 
 // MemoryView is a memory as the tools return it. Compact views carry id,
@@ -156,12 +158,14 @@ type MemoryView struct {
 	CreatedBy    string         `json:"created_by,omitempty"`
 	CreatedAt    *time.Time     `json:"created_at,omitempty"`
 	UpdatedAt    *time.Time     `json:"updated_at,omitempty"`
+	// Cold is set on a memory found in the cold tier (include_cold).
+	Cold bool `json:"cold,omitempty" jsonschema:"found in the cold tier; reading it with get_memory brings it back"`
 	// Explain is set in search results when asked for.
 	Explain *memory.Explain `json:"explain,omitempty"`
 }
 
 func view(m memory.Memory, verbose bool) MemoryView {
-	v := MemoryView{ID: m.ID, Content: m.Content, Category: string(m.Category), Entity: m.Entity}
+	v := MemoryView{ID: m.ID, Content: m.Content, Category: string(m.Category), Entity: m.Entity, Cold: m.Cold}
 	if !verbose {
 		return v
 	}
@@ -357,7 +361,7 @@ func (s *Server) searchMemory(ctx context.Context, in SearchInput) (SearchOutput
 	if err != nil {
 		return SearchOutput{}, err
 	}
-	res, err := s.svc.Search(ctx, memory.SearchQuery{Text: in.Query, Filter: f, Limit: in.Limit, Mode: in.Mode, Explain: in.Explain}, memory.ViaMCP)
+	res, err := s.svc.Search(ctx, memory.SearchQuery{Text: in.Query, Filter: f, Limit: in.Limit, Mode: in.Mode, Explain: in.Explain, IncludeCold: in.IncludeCold}, memory.ViaMCP)
 	if err != nil {
 		return SearchOutput{}, err
 	}
