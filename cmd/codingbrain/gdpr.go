@@ -411,3 +411,13 @@ func (p *servePrivacy) stop(ctx context.Context) {
 		_ = p.sched.Stop(ctx)
 	}
 }
+
+// restoreFilter is the row filter of backup restore: the erasures in the
+// ledger file beside the archives in dir.
+func restoreFilter(dir string) (gdpr.Ledger, error) {
+	entries, err := gdpr.ReadLedger(filepath.Join(dir, gdpr.LedgerFileName))
+	if err != nil {
+		return nil, err
+	}
+	return gdpr.NewLedger(entries), nil
+}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/backup"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
@@ -95,5 +97,34 @@ func TestLedgerFile(t *testing.T) {
 	os.WriteFile(path, []byte("{\"id\":\"x\"}\n"+`{"id":"01B"}`+"\n"), 0o600)
 	if _, err := ReadLedger(path); err == nil {
 		t.Error("a bad line in the middle was accepted")
+	}
+}
+
+func TestLedgerFilter(t *testing.T) {
+	acme := Subject{OrgID: "acme", ID: "alice"}
+	frank := Subject{OrgID: "acme", ID: "frank"}
+	l := NewLedger([]Erasure{
+		{ID: "1", OrgID: "acme", SubjectHash: acme.Hash(), Policy: SharedPseudonymize},
+		{ID: "2", OrgID: "acme", SubjectHash: frank.Hash(), Policy: SharedDelete},
+	})
+	mem := func(org, by, access string) backup.Memory {
+		return backup.Memory{Memory: memory.Memory{OrgID: org, CreatedBy: by, AccessEntity: access}}
+	}
+	for _, tc := range []struct {
+		row  any
+		keep bool
+	}{
+		{mem("acme", "alice", "user:alice"), false},
+		{mem("acme", "alice", "team:acme/x"), true}, // pseudonymized after the load
+		{mem("acme", "frank", "team:acme/x"), false},
+		{mem("acme", "dave", "user:dave"), true},
+		{mem("globex", "alice", "user:alice"), true}, // another person
+		{backup.AccessLog{AccessEntry: memory.AccessEntry{OrgID: "acme", Actor: "alice"}}, false},
+		{backup.APIKey{APIKey: auth.APIKey{OrgID: "acme", Subject: "alice"}}, false},
+		{backup.APIKey{APIKey: auth.APIKey{OrgID: "acme", Subject: "svc:ci"}}, true},
+	} {
+		if got := l.Keep("", tc.row); got != tc.keep {
+			t.Errorf("Keep(%+v) = %v, want %v", tc.row, got, tc.keep)
+		}
 	}
 }

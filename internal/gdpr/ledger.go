@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -231,4 +232,58 @@ func ReapplyLedger(ctx context.Context, st Store, path string, o Options) (strin
 	}
 	return fmt.Sprintf("erasure ledger: %d erasures (%d in %s), %d subjects erased again",
 		rep.Entries, len(extra), filepath.Base(path), rep.Reapplied), nil
+}
+
+// Ledger indexes erasures by org and subject hash. It is the row filter of
+// a backup restore (backup.Filter): rows an erasure deleted outright are
+// not loaded at all. What an erasure pseudonymizes cannot be done row by
+// row; ApplyLedger after the load does that (and everything else again).
+type Ledger map[string]map[string]Erasure
+
+// NewLedger indexes entries; a subject's latest entry wins.
+func NewLedger(entries []Erasure) Ledger {
+	l := Ledger{}
+	for _, e := range entries {
+		if l[e.OrgID] == nil {
+			l[e.OrgID] = map[string]Erasure{}
+		}
+		if prev, ok := l[e.OrgID][e.SubjectHash]; !ok || e.ErasedAt.After(prev.ErasedAt) {
+			l[e.OrgID][e.SubjectHash] = e
+		}
+	}
+	return l
+}
+
+func (l Ledger) erased(org, subject string) (Erasure, bool) {
+	if len(l[org]) == 0 || subject == "" {
+		return Erasure{}, false
+	}
+	e, ok := l[org][Subject{OrgID: org, ID: subject}.Hash()]
+	return e, ok
+}
+
+// Keep implements backup.Filter: it drops an erased subject's private
+// memories (and, under the delete policy, every memory they wrote), their
+// access-log rows and their API keys.
+func (l Ledger) Keep(_ string, row any) bool {
+	switch r := row.(type) {
+	case backup.Memory:
+		if owner, ok := strings.CutPrefix(r.AccessEntity, "user:"); ok {
+			if _, erased := l.erased(r.OrgID, owner); erased {
+				return false
+			}
+		}
+		if e, erased := l.erased(r.OrgID, r.CreatedBy); erased && e.Policy == SharedDelete {
+			return false
+		}
+	case backup.AccessLog:
+		if _, erased := l.erased(r.OrgID, r.Actor); erased {
+			return false
+		}
+	case backup.APIKey:
+		if _, erased := l.erased(r.OrgID, r.Subject); erased {
+			return false
+		}
+	}
+	return true
 }
