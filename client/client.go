@@ -164,6 +164,8 @@ type SearchRequest struct {
 	Filters memory.Filter     `json:"filters,omitzero"`
 	Mode    memory.SearchMode `json:"mode,omitempty"`
 	Explain bool              `json:"explain,omitempty"`
+	// IncludeCold also searches the cold tier.
+	IncludeCold bool `json:"include_cold,omitempty"`
 }
 
 // Search returns the memories most relevant to r.Query, best first, with

@@ -130,6 +130,7 @@ func searchCmd() memoryCmd {
 		limit   int
 		mode    string
 		explain bool
+		cold    bool
 	)
 	return memoryCmd{
 		args: `"query" `, nargs: 1,
@@ -139,6 +140,7 @@ func searchCmd() memoryCmd {
 			fs.IntVar(&limit, "limit", 0, "how many hits, 1-100 (default 10)")
 			fs.StringVar(&mode, "mode", "", "hybrid (the server's default), lexical or vector")
 			fs.BoolVar(&explain, "explain", false, "show why each hit ranks where it does")
+			fs.BoolVar(&cold, "include-cold", false, "also search cold memories (archived, deleted or long untouched)")
 		},
 		run: func(ctx context.Context, c *client.Client, o *output, args []string) error {
 			filter, err := f.filter()
@@ -146,7 +148,7 @@ func searchCmd() memoryCmd {
 				return err
 			}
 			res, err := c.Search(ctx, client.SearchRequest{Query: args[0], Limit: limit, Filters: filter,
-				Mode: memory.SearchMode(mode), Explain: explain})
+				Mode: memory.SearchMode(mode), Explain: explain, IncludeCold: cold})
 			if err != nil {
 				return err
 			}
