@@ -84,6 +84,10 @@ type Metrics struct {
 	BackupLastSuccess       prometheus.Gauge // codingbrain_backup_last_success_timestamp_seconds
 	BackupVerifyLastSuccess prometheus.Gauge // codingbrain_backup_verify_last_success_timestamp_seconds
 
+	// Tiers (memory.Tiers).
+	TierMoves    *prometheus.CounterVec // codingbrain_tier_moves_total{direction}
+	TierMemories *prometheus.GaugeVec   // codingbrain_tier_memories{tier}
+
 	BuildInfo *prometheus.GaugeVec // codingbrain_build_info{version,revision,goversion}, always 1
 }
 
@@ -178,6 +182,14 @@ func NewMetrics(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			Name: "codingbrain_backup_verify_last_success_timestamp_seconds",
 			Help: "Unix time of the last backup restored and verified successfully; 0 when none since start.",
 		}),
+		TierMoves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codingbrain_tier_moves_total",
+			Help: "Memories moved between tiers: direction cold by the tiering job, hot when a cold memory is read by id (a write brings one back in its own transaction, uncounted).",
+		}, []string{"direction"}),
+		TierMemories: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "codingbrain_tier_memories",
+			Help: "Memories of every org in each tier (hot, cold), as the last tiering run counted them.",
+		}, []string{"tier"}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "codingbrain_build_info",
 			Help: "Always 1; the labels name the running build.",
@@ -189,7 +201,7 @@ func NewMetrics(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		m.SearchDuration, m.StoreOperationDuration, m.StoreErrors,
 		m.EmbedderRequestDuration, m.EmbedderErrors,
 		m.BreakerStates, m.RateLimitRejections, m.AuthFailures, m.DependencyUp,
-		m.BackupLastSuccess, m.BackupVerifyLastSuccess, m.BuildInfo,
+		m.BackupLastSuccess, m.BackupVerifyLastSuccess, m.TierMoves, m.TierMemories, m.BuildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -336,4 +348,22 @@ func (m *Metrics) BackupVerified(t time.Time) {
 		return
 	}
 	m.BackupVerifyLastSuccess.Set(float64(t.UnixNano()) / 1e9)
+}
+
+// TierMoved records n memories moved to the tier named by direction
+// (memory.TierHot or memory.TierCold).
+func (m *Metrics) TierMoved(direction string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.TierMoves.WithLabelValues(direction).Add(float64(n))
+}
+
+// SetTierCounts records how many memories each tier holds.
+func (m *Metrics) SetTierCounts(hot, cold int64) {
+	if m == nil {
+		return
+	}
+	m.TierMemories.WithLabelValues("hot").Set(float64(hot))
+	m.TierMemories.WithLabelValues("cold").Set(float64(cold))
 }

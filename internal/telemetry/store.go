@@ -18,7 +18,8 @@ import (
 // then calls the store it wraps.
 //
 // It implements exactly the optional capabilities memory.Service looks for
-// with a type assertion (memory.Lookup, memory.GraphStore, memory.Transfer), so wrapping does
+// with a type assertion (memory.Lookup, memory.GraphStore, memory.Transfer,
+// memory.Tiers), so wrapping does
 // not hide them; a test reads internal/memory and fails when the service
 // starts asserting one that ObservedStore lacks. Give it to memory.Service
 // only: the rest of the process (API keys, audit, the change feed,
@@ -28,6 +29,7 @@ type ObservedStore struct {
 	lookup   memory.Lookup
 	graph    memory.GraphStore
 	transfer memory.Transfer
+	tiers    memory.Tiers
 	metrics  *Metrics
 	tracer   trace.Tracer
 }
@@ -39,16 +41,18 @@ func ObserveStore(s memory.Store, m *Metrics, tp trace.TracerProvider) memory.St
 	l, lok := s.(memory.Lookup)
 	g, gok := s.(memory.GraphStore)
 	x, xok := s.(memory.Transfer)
-	if !lok || !gok || !xok {
+	t, tok := s.(memory.Tiers)
+	if !lok || !gok || !xok || !tok {
 		return s
 	}
-	return &ObservedStore{inner: s, lookup: l, graph: g, transfer: x, metrics: m, tracer: Tracer(tp)}
+	return &ObservedStore{inner: s, lookup: l, graph: g, transfer: x, tiers: t, metrics: m, tracer: Tracer(tp)}
 }
 
 var (
 	_ memory.Store      = (*ObservedStore)(nil)
 	_ memory.Lookup     = (*ObservedStore)(nil)
 	_ memory.GraphStore = (*ObservedStore)(nil)
+	_ memory.Tiers      = (*ObservedStore)(nil)
 )
 
 // Unwrap returns the wrapped store.
@@ -171,6 +175,34 @@ func (o *ObservedStore) Lookup(ctx context.Context, a memory.Access, f memory.Fi
 	ctx, end := o.start(ctx, "Lookup")
 	defer func() { end(err) }()
 	return o.lookup.Lookup(ctx, a, f, ids)
+}
+
+// memory.Tiers: moves are also counted in codingbrain_tier_moves_total.
+
+func (o *ObservedStore) MoveCold(ctx context.Context, untouchedSince time.Time, limit int) (n int, err error) {
+	ctx, end := o.start(ctx, "MoveCold")
+	defer func() { end(err) }()
+	n, err = o.tiers.MoveCold(ctx, untouchedSince, limit)
+	o.metrics.TierMoved(memory.TierCold, n)
+	return n, err
+}
+
+func (o *ObservedStore) Warm(ctx context.Context, a memory.Access, ids []string) (n int, err error) {
+	ctx, end := o.start(ctx, "Warm")
+	defer func() { end(err) }()
+	n, err = o.tiers.Warm(ctx, a, ids)
+	o.metrics.TierMoved(memory.TierHot, n)
+	return n, err
+}
+
+func (o *ObservedStore) TierCounts(ctx context.Context) (hot, cold int64, err error) {
+	ctx, end := o.start(ctx, "TierCounts")
+	defer func() { end(err) }()
+	hot, cold, err = o.tiers.TierCounts(ctx)
+	if err == nil {
+		o.metrics.SetTierCounts(hot, cold)
+	}
+	return hot, cold, err
 }
 
 // memory.GraphStore
