@@ -155,6 +155,14 @@ type Config struct {
 	// carry a token) and is masked when the configuration is printed.
 	BackupWebhook string `json:"backup_webhook"`
 
+	// TierSchedule is the cron expression of serve's tiering job, which
+	// moves archived and deleted memories, and memories untouched (neither
+	// written nor returned to a reader) for TierAfterDays days, to the cold
+	// tier (docs/scaling.md); empty (the default) never runs it. With
+	// several replicas one runs each occurrence.
+	TierSchedule  string `json:"tier_schedule"`
+	TierAfterDays int    `json:"tier_after_days"`
+
 	// embedderAPIKey is the value of $EmbedderAPIKeyEnv (ReadEmbedderAPIKey).
 	embedderAPIKey string
 }
@@ -209,6 +217,7 @@ func Default() Config {
 		RetentionEvery:     time.Hour,
 		BackupKeepDaily:    7,
 		BackupKeepWeekly:   4,
+		TierAfterDays:      90,
 	}
 }
 
@@ -303,6 +312,8 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 	env("BACKUP_RECIPIENTS", func(v string) error { c.BackupRecipients = splitList(v); return nil })
 	env("BACKUP_IDENTITY_FILE", str(&c.BackupIdentityFile))
 	env("BACKUP_WEBHOOK", str(&c.BackupWebhook))
+	env("TIER_SCHEDULE", str(&c.TierSchedule))
+	env("TIER_AFTER_DAYS", func(v string) (err error) { c.TierAfterDays, err = strconv.Atoi(v); return err })
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
@@ -383,6 +394,10 @@ func LoadWith(args []string, getenv func(string) string, extra func(*flag.FlagSe
 			c.BackupSchedule = v.BackupSchedule
 		case "backup-verify-schedule":
 			c.BackupVerifySchedule = v.BackupVerifySchedule
+		case "tier-schedule":
+			c.TierSchedule = v.TierSchedule
+		case "tier-after-days":
+			c.TierAfterDays = v.TierAfterDays
 		}
 	})
 	c.ReadEmbedderAPIKey(getenv)
@@ -456,6 +471,10 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 		"into backup_dir; one replica runs each (default: none)")
 	fs.StringVar(&f.given.BackupVerifySchedule, "backup-verify-schedule", "", "cron `expression` of serve's scheduled restore verification of the newest backup\n"+
 		"in backup_dir (default: none)")
+	fs.StringVar(&f.given.TierSchedule, "tier-schedule", "", "cron `expression` of serve's tiering job, which moves archived, deleted and untouched\n"+
+		"memories to the cold tier (default: none)")
+	fs.IntVar(&f.given.TierAfterDays, "tier-after-days", 0, "`days` without a write or a read after which the tiering job moves a memory to the\n"+
+		"cold tier (default 90)")
 	return fs, f
 }
 
@@ -567,6 +586,14 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("retention_every %s: use 0 (never) or at least 1m", c.RetentionEvery))
 	}
 	errs = append(errs, c.validateBackup()...)
+	if c.TierSchedule != "" {
+		if _, err := schedule.Parse(c.TierSchedule); err != nil {
+			errs = append(errs, fmt.Errorf("tier_schedule: %w", err))
+		}
+	}
+	if c.TierAfterDays < 1 || c.TierAfterDays > 36500 {
+		errs = append(errs, fmt.Errorf("tier_after_days %d: use 1 to 36500 days", c.TierAfterDays))
+	}
 	for _, p := range c.TrustedProxies {
 		if _, perr := netip.ParsePrefix(p); perr != nil {
 			if _, aerr := netip.ParseAddr(p); aerr != nil {
