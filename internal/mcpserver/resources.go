@@ -118,7 +118,7 @@ func (s *Server) receiving(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		if ss, ok := req.GetSession().(*mcp.ServerSession); ok {
 			if _, p, err := s.caller(ctx, req.GetExtra()); err == nil {
-				s.watch.remember(ss, p)
+				s.watch.remember(s.mcp, ss, p)
 			}
 		}
 		if r, ok := req.(*mcp.ListResourcesRequest); ok && method == "resources/list" {
@@ -238,38 +238,58 @@ func (s *Server) changed(ctx context.Context, ms ...memory.Memory) {
 // change, so a write is never announced to another tenant or to a user
 // outside the memory's access entity.
 type watchers struct {
-	mu  sync.Mutex
-	who map[*mcp.ServerSession]auth.Principal
-	due map[*mcp.ServerSession]bool
+	mu    sync.Mutex
+	who   map[*mcp.ServerSession]auth.Principal
+	due   map[*mcp.ServerSession]bool
+	prune int // forget ended sessions when who grows past this
 }
 
-func (w *watchers) remember(ss *mcp.ServerSession, p auth.Principal) {
+// remember records the principal of a session. Every stateless request
+// has a session of its own, so ended sessions are forgotten whenever the
+// map has doubled since the last sweep, not only on writes.
+func (w *watchers) remember(srv *mcp.Server, ss *mcp.ServerSession, p auth.Principal) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.who == nil {
 		w.who, w.due = map[*mcp.ServerSession]auth.Principal{}, map[*mcp.ServerSession]bool{}
 	}
-	if _, ok := w.who[ss]; !ok {
-		w.who[ss] = p
+	if _, ok := w.who[ss]; ok {
+		return
+	}
+	w.who[ss] = p
+	if len(w.who) > w.prune {
+		w.sweep(live(srv))
+		w.prune = 2*len(w.who) + 64
+	}
+}
+
+func live(srv *mcp.Server) map[*mcp.ServerSession]bool {
+	l := map[*mcp.ServerSession]bool{}
+	for ss := range srv.Sessions() {
+		l[ss] = true
+	}
+	return l
+}
+
+// sweep forgets the sessions that are not live. w.mu is held.
+func (w *watchers) sweep(live map[*mcp.ServerSession]bool) {
+	for ss := range w.who {
+		if !live[ss] {
+			delete(w.who, ss)
+			delete(w.due, ss)
+		}
 	}
 }
 
 // mark makes the live sessions that may see one of ms due a notification,
 // forgets sessions that have ended, and reports whether any is due.
 func (w *watchers) mark(srv *mcp.Server, ms []memory.Memory) bool {
-	live := map[*mcp.ServerSession]bool{}
-	for ss := range srv.Sessions() {
-		live[ss] = true
-	}
+	l := live(srv)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.sweep(l)
 	due := false
 	for ss, p := range w.who {
-		if !live[ss] {
-			delete(w.who, ss)
-			delete(w.due, ss)
-			continue
-		}
 		a := memory.AccessFor(p)
 		for _, m := range ms {
 			if m.OrgID == p.OrgID && a.Allows(m.AccessEntity) {
