@@ -203,8 +203,8 @@ func privacyService(cfg config.Config, st memory.Store, shared kv.Store, log *sl
 		return nil, err
 	}
 	o := gdpr.Options{Shared: shared, Audit: rec, SharedMemories: policy, Logger: log, OnErased: onErased}
-	if cfg.GDPRLedgerFile != "" {
-		o.Ledger = &gdpr.LedgerFile{Path: cfg.GDPRLedgerFile}
+	if path := ledgerFile(cfg); path != "" {
+		o.Ledger = &gdpr.LedgerFile{Path: path}
 	}
 	return gdpr.New(gs, o), nil
 }
@@ -364,8 +364,8 @@ func startPrivacy(ctx context.Context, cfg config.Config, b *backends, rec *audi
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	o := gdpr.Options{Shared: b.shared, Audit: rec, SharedMemories: policy, Logger: log}
-	if cfg.GDPRLedgerFile != "" {
-		o.Ledger = &gdpr.LedgerFile{Path: cfg.GDPRLedgerFile}
+	if path := ledgerFile(cfg); path != "" {
+		o.Ledger = &gdpr.LedgerFile{Path: path}
 	}
 	if b.vectors != nil {
 		o.OnErased = b.vectors.Removed // read back at once: gone from the store, so gone from the index
@@ -420,4 +420,17 @@ func restoreFilter(dir string) (gdpr.Ledger, error) {
 		return nil, err
 	}
 	return gdpr.NewLedger(entries), nil
+}
+
+// ledgerFile is where erasures append the ledger's copy: gdpr_ledger_file,
+// else erasure-ledger.jsonl in backup_dir (serve's scheduled backups), else
+// nowhere (backup create copies the ledger then).
+func ledgerFile(cfg config.Config) string {
+	switch {
+	case cfg.GDPRLedgerFile != "":
+		return cfg.GDPRLedgerFile
+	case cfg.BackupDir != "":
+		return filepath.Join(cfg.BackupDir, gdpr.LedgerFileName)
+	}
+	return ""
 }
