@@ -17,11 +17,13 @@ import (
 // codingbrain_store_errors_total{op} and makes a span "store.<Op>" for it,
 // then calls the store it wraps.
 //
-// It implements exactly the optional capabilities memory.Service looks for
-// with a type assertion (memory.Lookup, memory.GraphStore, memory.Transfer,
-// memory.Tiers), so wrapping does
-// not hide them; a test reads internal/memory and fails when the service
-// starts asserting one that ObservedStore lacks. Give it to memory.Service
+// It implements the optional capabilities memory.Service looks for with a
+// type assertion — memory.Lookup, memory.GraphStore, memory.Transfer, and
+// memory.Tiers through ObservedTieredStore when the store keeps tiers
+// (postgres.Routed, PostgreSQL with read replicas, does not) — so wrapping
+// hides none of them and claims none its store lacks; a test reads
+// internal/memory and fails when the service starts asserting one the
+// wrapper lacks. Give it to memory.Service
 // only: the rest of the process (API keys, audit, the change feed,
 // embeddings, backups) keeps using the store itself.
 type ObservedStore struct {
@@ -29,30 +31,40 @@ type ObservedStore struct {
 	lookup   memory.Lookup
 	graph    memory.GraphStore
 	transfer memory.Transfer
-	tiers    memory.Tiers
 	metrics  *Metrics
 	tracer   trace.Tracer
 }
 
-// ObserveStore wraps s. When s lacks one of the capabilities ObservedStore
+// ObserveStore wraps s: in an ObservedTieredStore when s keeps tiers, else
+// in an ObservedStore. When s lacks one of the capabilities ObservedStore
 // implements, s is returned as it is (uninstrumented): a wrapper that
 // claimed a capability its store lacks would break the service's checks.
 func ObserveStore(s memory.Store, m *Metrics, tp trace.TracerProvider) memory.Store {
 	l, lok := s.(memory.Lookup)
 	g, gok := s.(memory.GraphStore)
 	x, xok := s.(memory.Transfer)
-	t, tok := s.(memory.Tiers)
-	if !lok || !gok || !xok || !tok {
+	if !lok || !gok || !xok {
 		return s
 	}
-	return &ObservedStore{inner: s, lookup: l, graph: g, transfer: x, tiers: t, metrics: m, tracer: Tracer(tp)}
+	o := &ObservedStore{inner: s, lookup: l, graph: g, transfer: x, metrics: m, tracer: Tracer(tp)}
+	if t, ok := s.(memory.Tiers); ok {
+		return &ObservedTieredStore{ObservedStore: o, tiers: t}
+	}
+	return o
+}
+
+// ObservedTieredStore is the ObservedStore of a store that keeps hot and
+// cold tiers: it adds memory.Tiers.
+type ObservedTieredStore struct {
+	*ObservedStore
+	tiers memory.Tiers
 }
 
 var (
 	_ memory.Store      = (*ObservedStore)(nil)
 	_ memory.Lookup     = (*ObservedStore)(nil)
 	_ memory.GraphStore = (*ObservedStore)(nil)
-	_ memory.Tiers      = (*ObservedStore)(nil)
+	_ memory.Tiers      = (*ObservedTieredStore)(nil)
 )
 
 // Unwrap returns the wrapped store.
@@ -179,7 +191,7 @@ func (o *ObservedStore) Lookup(ctx context.Context, a memory.Access, f memory.Fi
 
 // memory.Tiers: moves are also counted in codingbrain_tier_moves_total.
 
-func (o *ObservedStore) MoveCold(ctx context.Context, untouchedSince time.Time, limit int) (n int, err error) {
+func (o *ObservedTieredStore) MoveCold(ctx context.Context, untouchedSince time.Time, limit int) (n int, err error) {
 	ctx, end := o.start(ctx, "MoveCold")
 	defer func() { end(err) }()
 	n, err = o.tiers.MoveCold(ctx, untouchedSince, limit)
@@ -187,7 +199,7 @@ func (o *ObservedStore) MoveCold(ctx context.Context, untouchedSince time.Time, 
 	return n, err
 }
 
-func (o *ObservedStore) Warm(ctx context.Context, a memory.Access, ids []string) (n int, err error) {
+func (o *ObservedTieredStore) Warm(ctx context.Context, a memory.Access, ids []string) (n int, err error) {
 	ctx, end := o.start(ctx, "Warm")
 	defer func() { end(err) }()
 	n, err = o.tiers.Warm(ctx, a, ids)
@@ -195,7 +207,7 @@ func (o *ObservedStore) Warm(ctx context.Context, a memory.Access, ids []string)
 	return n, err
 }
 
-func (o *ObservedStore) TierCounts(ctx context.Context) (hot, cold int64, err error) {
+func (o *ObservedTieredStore) TierCounts(ctx context.Context) (hot, cold int64, err error) {
 	ctx, end := o.start(ctx, "TierCounts")
 	defer func() { end(err) }()
 	hot, cold, err = o.tiers.TierCounts(ctx)

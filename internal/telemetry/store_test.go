@@ -73,7 +73,8 @@ func TestObservedStoreKeepsCapabilities(t *testing.T) {
 	if len(asserted) == 0 {
 		t.Fatal("found no s.store.(X) assertions in package memory; the check is not looking at the right code")
 	}
-	wrapper := reflect.TypeFor[*telemetry.ObservedStore]()
+	// The wrapper of a store with every capability (ObservedTieredStore).
+	wrapper := reflect.TypeFor[*telemetry.ObservedTieredStore]()
 	slices.Sort(asserted)
 	for _, name := range slices.Compact(asserted) {
 		methods, ok := ifaces[name]
@@ -126,8 +127,8 @@ func TestObservedStore(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tr := telemetry.NewTestTracing(exp)
 	st := telemetry.ObserveStore(inner, m, tr.Provider)
-	if _, ok := st.(*telemetry.ObservedStore); !ok {
-		t.Fatalf("the SQLite store was not wrapped: it lacks a capability ObservedStore implements")
+	if _, ok := st.(*telemetry.ObservedTieredStore); !ok {
+		t.Fatalf("the SQLite store was not wrapped as an ObservedTieredStore (%T): it lacks a capability the wrapper implements", st)
 	}
 	svc := memory.NewService(st, memory.Options{})
 
