@@ -47,6 +47,7 @@ Usage:
   codingbrain export [flags]         export the memories you may see as a JSON Lines file
   codingbrain import FILE [flags]    import an export file, or an OpenMemory export zip (--openmemory)
   codingbrain reindex [flags]        embed every memory that lacks a current embedding (resumable)
+  codingbrain tier run|status        move untouched memories to the cold tier; count both tiers
   codingbrain bench retrieval        measure search quality and latency on a labelled data set
   codingbrain healthcheck            exit 0 when the local server is ready (the image's HEALTHCHECK)
   codingbrain version                print version information
@@ -96,6 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runImport(ctx, rest, e)
 	case "reindex":
 		return runReindex(ctx, rest, e)
+	case "tier":
+		return runTier(ctx, rest, e)
 	case "gdpr":
 		return runGDPR(ctx, rest, e)
 	case "backup":

@@ -195,6 +195,15 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer privacy.stop(context.WithoutCancel(ctx))
+	stopTiering, err := startTiering(ctx, cfg, b, obs.metrics, obs.tracing.Provider, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		stopTiering(tctx)
+	}()
 	stopBackups, err := startBackups(ctx, cfg, b, obs.metrics, obs.registry, log)
 	if err != nil {
 		return err

@@ -53,3 +53,42 @@ func (s *Service) warm(ctx context.Context, a Access, m *Memory) {
 		m.Cold = false
 	}
 }
+
+// TierReport is what one tiering run did: how many memories it moved to
+// the cold tier, and the memories in each tier afterwards.
+type TierReport struct {
+	MovedCold int   `json:"moved_cold"`
+	Hot       int64 `json:"hot"`
+	Cold      int64 `json:"cold"`
+}
+
+// DefaultTierBatch is how many memories one MoveCold of RunTiering moves.
+const DefaultTierBatch = 1000
+
+// RunTiering moves every memory MoveCold selects for untouchedSince to the
+// cold tier, batch at a time (each batch is its own transaction, so
+// writers wait for one batch at most; batch < 1 means DefaultTierBatch),
+// then counts both tiers. It stops between batches when ctx ends; what it
+// moved until then stays moved.
+func RunTiering(ctx context.Context, t Tiers, untouchedSince time.Time, batch int) (TierReport, error) {
+	if batch < 1 {
+		batch = DefaultTierBatch
+	}
+	var r TierReport
+	for {
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		n, err := t.MoveCold(ctx, untouchedSince, batch)
+		r.MovedCold += n
+		if err != nil {
+			return r, err
+		}
+		if n < batch {
+			break
+		}
+	}
+	var err error
+	r.Hot, r.Cold, err = t.TierCounts(ctx)
+	return r, err
+}
