@@ -149,6 +149,12 @@ func printImportReport(o *output, rep memory.ImportReport) error {
 		rep.Imported, rep.Read, len(rep.Skipped), len(rep.Remapped)); err != nil {
 		return err
 	}
+	if rep.Links > 0 || rep.LinksDropped > 0 {
+		if err := o.printf("links between memories: %d imported, %d dropped (source not imported or target not visible)\n",
+			rep.Links, rep.LinksDropped); err != nil {
+			return err
+		}
+	}
 	for _, s := range rep.Skipped {
 		detail := ""
 		if s.ExistingID != "" {

@@ -31,6 +31,9 @@ type ExportQuery struct {
 type Exported struct {
 	Memory  Memory
 	History []HistoryEntry
+	// Links are the memory's outgoing links to memories the caller may
+	// also see, in (type, target) order.
+	Links []MemoryLink
 }
 
 // ExportPage is how many memories a store hands an export at a time.
@@ -42,6 +45,9 @@ const ExportPage = 500
 type ImportRecord struct {
 	Memory  Memory
 	History []HistoryEntry
+	// Links are the memory's outgoing links; To names the target as the
+	// file does (an id remapped in the same import follows).
+	Links []MemoryLink
 }
 
 // Conflict says why a store did not write an ImportRecord.
@@ -72,6 +78,9 @@ type ImportTx interface {
 	// a record conflicts also with one stored earlier in the same
 	// transaction. A store error means the transaction must be abandoned.
 	Put(ctx context.Context, recs []ImportRecord, actor string) ([]PutResult, error)
+	// PutLinks writes the links whose two memories a may see (in any
+	// state), skipping those that exist; it returns how many it wrote.
+	PutLinks(ctx context.Context, a Access, links []MemoryLink) (int, error)
 }
 
 // Transfer is implemented by stores that can export and import memories.
@@ -123,6 +132,11 @@ type ImportReport struct {
 	Skipped   []SkippedLine `json:"skipped"`
 	Remapped  []RemappedID  `json:"remapped"`
 	Errors    []LineError   `json:"errors"`
+	// Links is how many links between memories were imported;
+	// LinksDropped how many were not, because their source was not
+	// imported or their target is not a memory the importer may see.
+	Links        int `json:"links"`
+	LinksDropped int `json:"links_dropped,omitempty"`
 	// ErrorsOmitted counts errors beyond the MaxImportErrors reported.
 	ErrorsOmitted int `json:"errors_omitted,omitempty"`
 }
@@ -282,7 +296,7 @@ func (s *Service) Import(ctx context.Context, mode ConflictMode, next func() (Im
 			addErr(line, "", "invalid_argument", err.Error())
 		}
 	}
-	var imported []Memory
+	var imported []importedMemory
 	errAbort := errors.New("import aborted")
 	txErr := t.Import(ctx, func(tx ImportTx) error {
 		var chunk []ImportRecord
@@ -328,7 +342,7 @@ func (s *Service) Import(ctx context.Context, mode ConflictMode, next func() (Im
 		if len(rep.Errors) > 0 {
 			return errAbort
 		}
-		return nil
+		return s.importLinks(ctx, tx, access, imported, &rep)
 	})
 	switch {
 	case errors.Is(txErr, errAbort):
@@ -349,9 +363,46 @@ func (s *Service) Import(ctx context.Context, mode ConflictMode, next func() (Im
 		return rep, &ImportError{Report: rep}
 	}
 	for _, m := range imported {
-		s.written(ctx, m, nil, true)
+		s.written(ctx, m.Memory, nil, true)
 	}
 	return rep, nil
+}
+
+// importedMemory is a memory an import stored, with the links its line
+// gave.
+type importedMemory struct {
+	Memory
+	links []MemoryLink
+}
+
+// importLinks writes the links of the imported memories, their targets
+// remapped as the memories were.
+func (s *Service) importLinks(ctx context.Context, tx ImportTx, a Access, imported []importedMemory, rep *ImportReport) error {
+	newID := map[string]string{}
+	for _, r := range rep.Remapped {
+		if r.OldID != r.NewID && r.OldID != "" {
+			newID[r.OldID] = r.NewID
+		}
+	}
+	var links []MemoryLink
+	for _, m := range imported {
+		for _, l := range m.links {
+			l.From = m.ID
+			if id, ok := newID[l.To]; ok {
+				l.To = id
+			}
+			links = append(links, l)
+		}
+	}
+	if len(links) == 0 {
+		return nil
+	}
+	n, err := tx.PutLinks(ctx, a, links)
+	if err != nil {
+		return err
+	}
+	rep.Links, rep.LinksDropped = n, rep.LinksDropped+len(links)-n
+	return nil
 }
 
 // prepareImport validates rec for the principal of org and access, and
@@ -391,6 +442,21 @@ func (s *Service) prepareImport(access Access, org string, rec *ImportRecord) er
 		return fmt.Errorf("%w: your grants do not cover access_entity %q; nothing is imported into an entity you cannot write", ErrForbidden, m.AccessEntity)
 	}
 	m.ContentHash = ContentHash(m.Content)
+	for i, l := range rec.Links {
+		field := fmt.Sprintf("links[%d]", i)
+		if !idPattern.MatchString(l.To) {
+			return invalid(field+".to", "%q is not a memory id", l.To)
+		}
+		if strings.TrimSpace(l.Type) == "" || len(l.Type) > 64 {
+			return invalid(field+".type", "is required, at most 64 bytes")
+		}
+		if l.CreatedBy == "" {
+			rec.Links[i].CreatedBy = m.CreatedBy
+		}
+		if l.CreatedAt.IsZero() {
+			rec.Links[i].CreatedAt = m.CreatedAt
+		}
+	}
 	for i := range rec.History {
 		h := &rec.History[i]
 		field := fmt.Sprintf("history[%d]", i)
@@ -416,7 +482,7 @@ func (s *Service) prepareImport(access Access, org string, rec *ImportRecord) er
 // putChunk writes one chunk and handles its conflicts as mode says,
 // recording them in rep. It returns the memories stored.
 func (s *Service) putChunk(ctx context.Context, tx ImportTx, actor string, mode ConflictMode,
-	chunk []ImportRecord, lines []int, rep *ImportReport, addErr func(line int, field, code, msg string)) ([]Memory, error) {
+	chunk []ImportRecord, lines []int, rep *ImportReport, addErr func(line int, field, code, msg string)) ([]importedMemory, error) {
 	type pending struct {
 		rec     ImportRecord
 		line    int
@@ -427,7 +493,7 @@ func (s *Service) putChunk(ctx context.Context, tx ImportTx, actor string, mode 
 	for i := range chunk {
 		todo[i] = pending{rec: chunk[i], line: lines[i], origID: chunk[i].Memory.ID}
 	}
-	var stored []Memory
+	var stored []importedMemory
 	for len(todo) > 0 {
 		recs := make([]ImportRecord, len(todo))
 		for i, t := range todo {
@@ -443,7 +509,7 @@ func (s *Service) putChunk(ctx context.Context, tx ImportTx, actor string, mode 
 			m := &t.rec.Memory
 			if r.Stored {
 				rep.Imported++
-				stored = append(stored, *m)
+				stored = append(stored, importedMemory{Memory: *m, links: t.rec.Links})
 				if m.ID != t.origID || t.dropped {
 					rep.Remapped = append(rep.Remapped, RemappedID{Line: t.line, OldID: t.origID, NewID: m.ID, DroppedKey: t.dropped})
 				}
@@ -465,6 +531,7 @@ func (s *Service) putChunk(ctx context.Context, tx ImportTx, actor string, mode 
 				retry = append(retry, t)
 			default:
 				rep.Skipped = append(rep.Skipped, SkippedLine{Line: t.line, ID: t.origID, Conflict: r.Conflict, ExistingID: r.Existing})
+				rep.LinksDropped += len(t.rec.Links)
 			}
 		}
 		todo = retry

@@ -94,6 +94,16 @@ type Record struct {
 	ValidTo        *time.Time          `json:"valid_to,omitempty"`
 	IdempotencyKey string              `json:"idempotency_key,omitempty"`
 	History        []Change            `json:"history,omitempty"`
+	Links          []Link              `json:"links,omitempty"`
+}
+
+// Link is an explicit typed relation from the memory of its line to
+// another memory (memory.MemoryLink).
+type Link struct {
+	To        string    `json:"to_memory"`
+	Type      string    `json:"type"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // Change is one history entry of a memory: who did what when, and the
@@ -119,6 +129,9 @@ func RecordOf(e memory.Exported) Record {
 	for _, h := range e.History {
 		r.History = append(r.History, Change{Actor: h.Actor, Action: h.Action, At: h.At, Before: h.Before, After: h.After})
 	}
+	for _, l := range e.Links {
+		r.Links = append(r.Links, Link{To: l.To, Type: l.Type, CreatedBy: l.CreatedBy, CreatedAt: l.CreatedAt})
+	}
 	return r
 }
 
@@ -134,6 +147,9 @@ func (r Record) ImportRecord() memory.ImportRecord {
 	rec := memory.ImportRecord{Memory: m}
 	for _, c := range r.History {
 		rec.History = append(rec.History, memory.HistoryEntry{Actor: c.Actor, Action: c.Action, At: c.At, Before: c.Before, After: c.After})
+	}
+	for _, l := range r.Links {
+		rec.Links = append(rec.Links, memory.MemoryLink{From: r.ID, To: l.To, Type: l.Type, CreatedBy: l.CreatedBy, CreatedAt: l.CreatedAt})
 	}
 	return rec
 }

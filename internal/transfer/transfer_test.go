@@ -114,6 +114,9 @@ func seed(t *testing.T, svc *memory.Service) {
 	if _, err := svc.Transition(ctx, ids[4], memory.ActionPause); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := svc.Relate(ctx, memory.RelateInput{Type: "replaces", FromMemory: ids[0], ToMemory: ids[2]}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.Delete(ctx, ids[1]); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +162,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatal("alice's export holds bob's memory")
 		}
 		for _, want := range []string{`"state":"deleted"`, `"state":"archived"`, `"state":"paused"`, `"idempotency_key":"idem-1"`,
-			`"action":"update"`, `"action":"archive"`, `"action":"delete"`, `"valid_to":"2027-01-01T00:00:00Z"`, `<short> & sweet`} {
+			`"action":"update"`, `"action":"archive"`, `"links":[{"to_memory":"`, `"type":"replaces"`, `"action":"delete"`, `"valid_to":"2027-01-01T00:00:00Z"`, `<short> & sweet`} {
 			if !bytes.Contains(first, []byte(want)) {
 				t.Errorf("export lacks %s:\n%s", want, first)
 			}
@@ -170,7 +173,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("import: %v (%+v)", err, rep)
 		}
-		if !rep.Committed || rep.Read != 5 || rep.Imported != 5 || len(rep.Skipped) != 0 || len(rep.Remapped) != 0 {
+		if !rep.Committed || rep.Read != 5 || rep.Imported != 5 || len(rep.Skipped) != 0 || len(rep.Remapped) != 0 || rep.Links != 1 {
 			t.Errorf("report %+v, want 5 read and imported", rep)
 		}
 		second := export(t, dst, alice)

@@ -61,6 +61,9 @@ func (s *Store) Export(ctx context.Context, a memory.Access, q memory.ExportQuer
 				return err
 			}
 		}
+		if err := s.linksOf(ctx, tx, a, out); err != nil {
+			return err
+		}
 		if err := page(out); err != nil {
 			return err
 		}
@@ -91,6 +94,40 @@ func (s *Store) historyOf(ctx context.Context, tx pgx.Tx, org string, page []mem
 	for _, h := range hs {
 		if i, ok := at[h.MemoryID]; ok {
 			page[i].History = append(page[i].History, h)
+		}
+	}
+	return nil
+}
+
+// linksOf fills in the outgoing links of each memory of page whose
+// target a may see, in (type, target) order.
+func (s *Store) linksOf(ctx context.Context, tx pgx.Tx, a memory.Access, page []memory.Exported) error {
+	ids := make([]string, len(page))
+	at := make(map[string]int, len(page))
+	for i, e := range page {
+		ids[i] = e.Memory.ID
+		at[e.Memory.ID] = i
+	}
+	var w where
+	w.access(a)
+	w.add("l.org_id = m.org_id AND l.dst_id = m.id AND l.src_id = ANY(" + w.arg(ids) + ")")
+	rows, err := tx.Query(ctx, `SELECT l.src_id, l.dst_id, l.type, l.created_by, l.created_at
+		FROM memory_links l, memories m WHERE `+w.String()+` ORDER BY l.src_id, l.type, l.dst_id`, w.args...)
+	if err != nil {
+		return fmt.Errorf("export links: %w", s.dbErr(err))
+	}
+	links, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.MemoryLink, error) {
+		var l memory.MemoryLink
+		err := r.Scan(&l.From, &l.To, &l.Type, &l.CreatedBy, &l.CreatedAt)
+		l.CreatedAt = l.CreatedAt.UTC()
+		return l, err
+	})
+	if err != nil {
+		return fmt.Errorf("export links: %w", s.dbErr(err))
+	}
+	for _, l := range links {
+		if i, ok := at[l.From]; ok {
+			page[i].Links = append(page[i].Links, l)
 		}
 	}
 	return nil
@@ -245,4 +282,39 @@ func (t *importTx) Put(ctx context.Context, recs []memory.ImportRecord, actor st
 		return nil, fmt.Errorf("import memories: %w", t.s.dbErr(err))
 	}
 	return out, nil
+}
+
+// PutLinks writes each link whose two memories a may see, in any state,
+// unless it exists, in one round trip.
+func (t *importTx) PutLinks(ctx context.Context, a memory.Access, links []memory.MemoryLink) (int, error) {
+	b := &pgx.Batch{}
+	for _, l := range links {
+		var w where
+		org := w.arg(a.OrgID)
+		src, dst := w.arg(l.From), w.arg(l.To)
+		typ, by, at := w.arg(l.Type), w.arg(l.CreatedBy), w.arg(utc(l.CreatedAt))
+		var vis where
+		vis.args = w.args
+		vis.access(a)
+		visible := vis.String()
+		b.Queue(`INSERT INTO memory_links (org_id, src_id, dst_id, type, created_by, created_at)
+			SELECT `+org+`, `+src+`, `+dst+`, `+typ+`, `+by+`, `+at+`
+			WHERE EXISTS (SELECT 1 FROM memories m WHERE m.id = `+src+` AND `+visible+`)
+			AND EXISTS (SELECT 1 FROM memories m WHERE m.id = `+dst+` AND `+visible+`)
+			ON CONFLICT DO NOTHING`, vis.args...)
+	}
+	br := t.tx.SendBatch(ctx, b)
+	n := 0
+	for range links {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return n, fmt.Errorf("import links: %w", t.s.dbErr(err))
+		}
+		n += int(tag.RowsAffected())
+	}
+	if err := br.Close(); err != nil {
+		return n, fmt.Errorf("import links: %w", t.s.dbErr(err))
+	}
+	return n, nil
 }

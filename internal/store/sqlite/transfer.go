@@ -67,6 +67,9 @@ func (s *Store) Export(ctx context.Context, a memory.Access, q memory.ExportQuer
 				return err
 			}
 		}
+		if err := linksOf(ctx, tx, a, out); err != nil {
+			return err
+		}
 		if err := page(out); err != nil {
 			return err
 		}
@@ -102,6 +105,44 @@ func historyOf(ctx context.Context, tx *sql.Tx, page []memory.Exported) error {
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("export history: %w", err)
+	}
+	return nil
+}
+
+// linksOf fills in the outgoing links of each memory of page whose
+// target a may see, in (type, target) order.
+func linksOf(ctx context.Context, tx *sql.Tx, a memory.Access, page []memory.Exported) error {
+	ids := make([]string, len(page))
+	at := make(map[string]int, len(page))
+	for i, e := range page {
+		ids[i] = e.Memory.ID
+		at[e.Memory.ID] = i
+	}
+	var w where
+	w.access(a)
+	rows, err := tx.QueryContext(ctx, `SELECT s.id, m.id, l.type, l.created_by, l.created_at
+		FROM memory_links l JOIN memories s ON s.seq = l.src_seq JOIN memories m ON m.seq = l.dst_seq
+		WHERE s.id IN (SELECT value FROM json_each(?)) AND `+w.String()+`
+		ORDER BY s.id, l.type, m.id`, append([]any{jsonArg(ids)}, w.args...)...)
+	if err != nil {
+		return fmt.Errorf("export links: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l memory.MemoryLink
+		var created string
+		if err := rows.Scan(&l.From, &l.To, &l.Type, &l.CreatedBy, &created); err != nil {
+			return fmt.Errorf("export links: %w", err)
+		}
+		if l.CreatedAt, err = parseTime(created); err != nil {
+			return fmt.Errorf("export links: %w", err)
+		}
+		if i, ok := at[l.From]; ok {
+			page[i].Links = append(page[i].Links, l)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("export links: %w", err)
 	}
 	return nil
 }
@@ -251,4 +292,33 @@ func (t *importTx) conflict(ctx context.Context, m memory.Memory) (memory.PutRes
 		return memory.PutResult{}, fmt.Errorf("import memory %s: a unique index refused it for no reason found", m.ID)
 	}
 	return memory.PutResult{Conflict: memory.ConflictContent, Existing: existing}, nil
+}
+
+// PutLinks writes each link whose two memories a may see, in any state,
+// unless it exists.
+func (t *importTx) PutLinks(ctx context.Context, a memory.Access, links []memory.MemoryLink) (int, error) {
+	var w where
+	w.access(a)
+	seq := `(SELECT m.seq FROM memories m WHERE m.id = ? AND ` + w.String() + `)`
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO memory_links (src_seq, dst_seq, type, created_by, created_at)
+		SELECT s, d, ?, ?, ? FROM (SELECT `+seq+` AS s, `+seq+` AS d)
+		WHERE s IS NOT NULL AND d IS NOT NULL
+		ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return 0, fmt.Errorf("import links: %w", err)
+	}
+	defer stmt.Close()
+	n := 0
+	for _, l := range links {
+		args := append([]any{l.Type, l.CreatedBy, formatTime(l.CreatedAt), l.From}, w.args...)
+		args = append(append(args, l.To), w.args...)
+		res, err := stmt.ExecContext(ctx, args...)
+		if err != nil {
+			return n, fmt.Errorf("import links: %w", err)
+		}
+		if k, _ := res.RowsAffected(); k == 1 {
+			n++
+		}
+	}
+	return n, nil
 }
