@@ -282,6 +282,17 @@ func (r *Routed) Check(ctx context.Context) {
 	}
 }
 
+// Healthy is how many replicas answered their last check in recovery.
+func (r *Routed) Healthy() int {
+	n := 0
+	for _, rep := range r.replicas {
+		if rep.up.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1

@@ -9,8 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
 	"github.com/codingbrain/codingbrain/internal/pgtest"
+	"github.com/codingbrain/codingbrain/internal/redistest"
 	"github.com/codingbrain/codingbrain/internal/store/postgres"
 )
 
@@ -232,4 +234,77 @@ func page1(ctx context.Context, t *testing.T, svc *memory.Service) string {
 		t.Fatalf("list: %+v %v", page, err)
 	}
 	return page.Memories[0].ID
+}
+
+// TestReplicaRoutingTwoServers: two servers share the write positions
+// through Valkey (redis-server here), so what alice writes through one she
+// reads at once through the other, though each routes reads to the
+// replica.
+func TestReplicaRoutingTwoServers(t *testing.T) {
+	primary := pgtest.New(t)
+	replica := pgtest.Replica(t, primary)
+	shared, err := kv.NewValkey(redistest.New(t).URL(), "test:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shared.Close() })
+	ctx := t.Context()
+	server := func(migrate bool) (*postgres.Routed, *memory.Service, *prometheus.Registry) {
+		p, err := postgres.Open(ctx, postgres.Config{URL: primary.URL("postgres")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if migrate {
+			if _, err := p.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rs, err := postgres.OpenReplica(postgres.Config{URL: replica.URL("postgres")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		r, err := postgres.NewRouted(ctx, p, []*postgres.Store{rs}, postgres.ReplicaOptions{
+			MaxLag: time.Minute, CheckInterval: time.Hour, Writes: shared, Registerer: reg,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r, memory.NewService(r, memory.Options{}), reg
+	}
+	r1, svc1, _ := server(true)
+	r2, svc2, reg2 := server(false)
+	for _, r := range []*postgres.Routed{r1, r2} {
+		eventually(t, r, "the replica replays the migrations", func() bool {
+			return r.Healthy() == 1
+		})
+	}
+	alice := auth.WithPrincipal(ctx, auth.Principal{Subject: "alice", OrgID: "acme", Grants: []string{"org:acme"}})
+	const rounds = 300
+	misses := 0
+	for i := range rounds {
+		m, _, err := svc1.Add(alice, memory.Input{Content: "written on server one, round " + time.Now().Format(time.RFC3339Nano), Scope: "org"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := svc2.Get(alice, m.ID, memory.ViaREST)
+		if err != nil || got.Content != m.Content {
+			misses++
+			t.Errorf("round %d: server two's read of %s: %v", i, m.ID, err)
+		}
+	}
+	t.Logf("%d rounds written on one server and read on the other: %d misses; the second served %v from the replica, %v from the primary",
+		rounds, misses,
+		metric(t, reg2, "codingbrain_db_reads_total", "target", "replica-1"),
+		metric(t, reg2, "codingbrain_db_reads_total", "target", "primary"))
+	// Another principal's reads on server two go to the replica.
+	bob := auth.WithPrincipal(ctx, auth.Principal{Subject: "bob", OrgID: "acme", Grants: []string{"org:acme"}})
+	before := metric(t, reg2, "codingbrain_db_reads_total", "target", "replica-1")
+	if _, err := svc2.List(bob, memory.ListQuery{}, memory.ViaREST); err != nil {
+		t.Fatal(err)
+	}
+	if metric(t, reg2, "codingbrain_db_reads_total", "target", "replica-1") != before+1 {
+		t.Errorf("bob's read on server two did not go to the replica")
+	}
 }
