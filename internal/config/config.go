@@ -125,7 +125,8 @@ type Config struct {
 	GDPRSharedMemories string `json:"gdpr_shared_memories"`
 	// GDPRLedgerFile, when set, is a file every erasure's ledger entry is
 	// also appended to: erasure-ledger.jsonl in the backup directory, so
-	// that restoring a backup taken before an erasure erases again.
+	// that restoring a backup taken before an erasure erases again. Empty
+	// means that file in BackupDir, when BackupDir is set.
 	GDPRLedgerFile string `json:"gdpr_ledger_file"`
 	// RetentionEvery is how often serve applies the orgs' retention
 	// policies (default 1h; 0 never).
@@ -463,8 +464,8 @@ func newFlagSet(getenv func(string) string) (*flag.FlagSet, *flagValues) {
 		"--migrate apply each migration once (advisory lock)")
 	fs.StringVar(&f.given.GDPRSharedMemories, "gdpr-shared-memories", "", "erasing a subject: pseudonymize (default) or delete the memories they wrote\n"+
 		"that others can see")
-	fs.StringVar(&f.given.GDPRLedgerFile, "gdpr-ledger-file", "", "also append every erasure's ledger entry to this `file` (erasure-ledger.jsonl in the\n"+
-		"backup directory), so that restoring an older backup erases again")
+	fs.StringVar(&f.given.GDPRLedgerFile, "gdpr-ledger-file", "", "also append every erasure's ledger entry to this `file` (default: erasure-ledger.jsonl\n"+
+		"in backup_dir, when set), so that restoring an older backup erases again")
 	fs.DurationVar(&f.given.RetentionEvery, "retention-every", 0, "how often the orgs' retention policies are applied (default 1h; 0 never)")
 	fs.StringVar(&f.given.BackupDir, "backup-dir", "", "`directory` of serve's scheduled backups (see backup_schedule)")
 	fs.StringVar(&f.given.BackupSchedule, "backup-schedule", "", "cron `expression` (UTC; \"0 2 * * *\", @daily, @every 6h) of serve's scheduled backups\n"+
