@@ -114,7 +114,7 @@ func (sn snapshot) Count(ctx context.Context, table string) (int64, error) {
 // dumpQueries read each table in the order backup.Snapshot requires; every
 // key column is COLLATE "C", byte order, as SQLite sorts.
 var dumpQueries = map[string]string{
-	backup.TableMemories:  `SELECT ` + memoryColumns + ` FROM memories m ORDER BY m.org_id, m.id`,
+	backup.TableMemories:  `SELECT ` + memoryColumns + `, m.tier = 'cold' FROM memories m ORDER BY m.org_id, m.id`,
 	backup.TableHistory:   `SELECT id, memory_id, org_id, actor, action, at, before, after FROM history ORDER BY id`,
 	backup.TableAccessLog: `SELECT id, memory_id, org_id, actor, app, via, query, at FROM access_log ORDER BY id`,
 	backup.TableLinks: `SELECT org_id, src_id, dst_id, type, created_by, created_at FROM memory_links
@@ -152,7 +152,9 @@ func (sn snapshot) Dump(ctx context.Context, table string, emit func(any) error)
 func scanDumpRow(table string, rows pgx.Rows) (any, error) {
 	switch table {
 	case backup.TableMemories:
-		m, err := scanMemory(rows)
+		var cold bool
+		m, err := scanMemory(rows, &cold)
+		m.Cold = cold // the tier travels as "cold" (absent when hot)
 		return backup.Memory{Memory: m, ContentHash: m.ContentHash, IdempotencyKey: m.IdempotencyKey}, err
 	case backup.TableHistory:
 		return scanHistory(rows)
@@ -240,7 +242,7 @@ type loadTx struct{ tx pgx.Tx }
 
 // loadColumns are the columns COPY writes for each table.
 var loadColumns = map[string][]string{
-	backup.TableMemories:  strings.Fields(strings.NewReplacer("m.", "", ",", " ").Replace(memoryColumns)),
+	backup.TableMemories:  append(strings.Fields(strings.NewReplacer("m.", "", ",", " ").Replace(memoryColumns)), "tier"),
 	backup.TableHistory:   {"id", "memory_id", "org_id", "actor", "action", "at", "before", "after"},
 	backup.TableAccessLog: {"id", "memory_id", "org_id", "actor", "app", "via", "query", "at"},
 	backup.TableLinks:     {"org_id", "src_id", "dst_id", "type", "created_by", "created_at"},
@@ -276,7 +278,8 @@ func loadArgs(table string, row any) ([]any, error) {
 	case backup.Memory:
 		m := r.Memory
 		m.ContentHash, m.IdempotencyKey = r.ContentHash, r.IdempotencyKey
-		return canonical(&m)
+		args, err := canonical(&m)
+		return append(args, tierOf(m)), err
 	case backup.History:
 		var before, after []byte
 		var err error

@@ -80,3 +80,11 @@ func (s *Store) TierCounts(ctx context.Context) (hot, cold int64, err error) {
 	}
 	return hot, cold, nil
 }
+
+// tierOf is the tier column's value for m.
+func tierOf(m memory.Memory) string {
+	if m.Cold {
+		return memory.TierCold
+	}
+	return memory.TierHot
+}

@@ -105,7 +105,7 @@ func (sn snapshot) Count(ctx context.Context, table string) (int64, error) {
 
 // dumpQueries read each table in the order backup.Snapshot requires.
 var dumpQueries = map[string]string{
-	backup.TableMemories:  `SELECT ` + memoryColumns + ` FROM memories m ORDER BY m.org_id, m.id`,
+	backup.TableMemories:  `SELECT ` + memoryColumns + `, m.tier = 'cold' FROM memories m ORDER BY m.org_id, m.id`,
 	backup.TableHistory:   `SELECT id, memory_id, org_id, actor, action, at, before, after FROM history ORDER BY id`,
 	backup.TableAccessLog: `SELECT id, memory_id, org_id, actor, app, via, query, at FROM access_log ORDER BY id`,
 	backup.TableLinks: `SELECT s.org_id, s.id, d.id, l.type, l.created_by, l.created_at
@@ -144,7 +144,9 @@ func (sn snapshot) Dump(ctx context.Context, table string, emit func(any) error)
 func scanDumpRow(table string, rows *sql.Rows) (any, error) {
 	switch table {
 	case backup.TableMemories:
-		m, err := scanMemory(rows)
+		var cold bool
+		m, err := scanMemory(rows, &cold)
+		m.Cold = cold // the tier travels as "cold" (absent when hot)
 		return backup.Memory{Memory: m, ContentHash: m.ContentHash, IdempotencyKey: m.IdempotencyKey}, err
 	case backup.TableHistory:
 		return scanHistory(rows)
@@ -318,7 +320,7 @@ type loadTx struct{ tx *sql.Tx }
 
 // loadStatements insert one row of each table, every column given.
 var loadStatements = map[string]string{
-	backup.TableMemories:  insertMemory,
+	backup.TableMemories:  loadMemory,
 	backup.TableHistory:   `INSERT INTO history (id, memory_id, org_id, actor, action, at, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	backup.TableAccessLog: `INSERT INTO access_log (id, memory_id, org_id, actor, app, via, query, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	backup.TableLinks: `INSERT INTO memory_links (src_seq, dst_seq, type, created_by, created_at)
@@ -363,7 +365,8 @@ func loadArgs(table string, row any) ([]any, error) {
 	case backup.Memory:
 		m := r.Memory
 		m.ContentHash, m.IdempotencyKey = r.ContentHash, r.IdempotencyKey
-		return canonical(&m)
+		args, err := canonical(&m)
+		return append(args, tierOf(m)), err
 	case backup.History:
 		var before, after any
 		for _, f := range []struct {
@@ -454,3 +457,9 @@ func (s *Store) ForeignKeyProblems(ctx context.Context) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// loadMemory is insertMemory with the tier.
+const loadMemory = `INSERT INTO memories (id, org_id, access_entity, state, category, scope, app,
+	entity, artifact_ref, artifact_type, source, created_by, created_at, updated_at,
+	valid_from, valid_to, content_hash, idempotency_key, tags, evidence, metadata, content, acl, tier)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`

@@ -249,6 +249,8 @@ func RunBackup(t *testing.T, open func(t *testing.T) BackupStore) {
 		}
 	})
 
+	t.Run("Tiers", func(t *testing.T) { testBackupTiers(t, open) })
+
 	t.Run("Filter", func(t *testing.T) {
 		src, dst := open(t), open(t)
 		Seed(t, src)

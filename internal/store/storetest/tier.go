@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/backup"
 	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
@@ -206,4 +207,55 @@ func sorted(ids ...string) []string {
 func isField(err error, field string) bool {
 	var v *memory.ValidationError
 	return errors.As(err, &v) && v.Field == field
+}
+
+// testBackupTiers: an archive keeps each memory's tier ("cold" on the
+// memories that are cold), and a restore puts every memory back in its
+// tier, with identical checksums.
+func testBackupTiers(t *testing.T, open func(t *testing.T) BackupStore) {
+	ctx := t.Context()
+	src, dst := open(t), open(t)
+	ids := Seed(t, src)
+	st, ok := src.(memory.Tiers)
+	if !ok {
+		t.Skip("the store does not implement memory.Tiers")
+	}
+	if _, err := st.MoveCold(ctx, time.Now().Add(24*time.Hour), 100); err != nil {
+		t.Fatal(err)
+	}
+	a := memory.Access{OrgID: "acme", Entities: []string{"team:acme/backend"}}
+	if n, err := st.Warm(ctx, a, []string{"01SEED0001"}); err != nil || n != 1 {
+		t.Fatalf("warm: %d, %v", n, err)
+	}
+	hot, cold, err := st.TierCounts(ctx)
+	if err != nil || hot != 1 || cold < 1 {
+		t.Fatalf("tiers before the backup: %d hot, %d cold, %v", hot, cold, err)
+	}
+	want := checksums(t, src)
+	dir := backup.Dir{Path: t.TempDir()}
+	res, err := backup.Create(ctx, src, dir, backup.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := dir.Open(ctx, res.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := backup.Restore(ctx, rc, dst, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := checksums(t, dst); got[backup.TableMemories] != want[backup.TableMemories] {
+		t.Errorf("restored memories %+v, want %+v", got[backup.TableMemories], want[backup.TableMemories])
+	}
+	dt := dst.(memory.Tiers)
+	if h, c, err := dt.TierCounts(ctx); err != nil || h != hot || c != cold {
+		t.Errorf("tiers after the restore: %d hot, %d cold, %v; want %d, %d", h, c, err, hot, cold)
+	}
+	if m, err := dst.Get(ctx, a, "01SEED0001"); err != nil || m.Cold {
+		t.Errorf("the warm memory after the restore: cold %v, %v", m.Cold, err)
+	}
+	if m, err := dst.Get(ctx, a, ids[1]); err != nil || !m.Cold {
+		t.Errorf("a cold memory after the restore: cold %v, %v", m.Cold, err)
+	}
 }
