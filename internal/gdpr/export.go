@@ -109,7 +109,7 @@ func (s *Service) Export(ctx context.Context, subj Subject) (Export, error) {
 		{SourceMemoryLinks, "links between memories made by the subject", len(x.MemoryLinks)},
 		{SourceEntities, "entity names of the org's graph that name the subject", len(x.Entities)},
 		{SourceSessions, "MCP session bindings in the shared state owned by <org>/<subject>", len(x.Sessions)},
-		{SourceSharedKeys, "other shared-state keys naming the org and the subject (rate-limit buckets, caches)", len(x.SharedKeys)},
+		{SourceSharedKeys, "other shared-state keys naming <org>/<subject> (rate-limit buckets, caches)", len(x.SharedKeys)},
 		{"apps", "apps of the subject's memories, reads and API keys", len(x.Apps)},
 	}
 	s.o.Audit.Record(ctx, audit.Event{

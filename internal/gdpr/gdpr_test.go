@@ -128,3 +128,19 @@ func TestLedgerFilter(t *testing.T) {
 		}
 	}
 }
+
+func TestNamesOwner(t *testing.T) {
+	for key, want := range map[string]bool{
+		"ratelimit:read:p:acme/alice":     true,
+		"cache:acme/alice:search":         true,
+		"ratelimit:read:p:acme/alice2":    false,
+		"ratelimit:read:p:acme/alice-bot": false,
+		"ratelimit:read:p:bacme/alice":    false,
+		"ratelimit:read:p:acme/bob":       false,
+		"x:acme/alicex:acme/alice":        true,
+	} {
+		if got := namesOwner(key, "acme/alice"); got != want {
+			t.Errorf("namesOwner(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

@@ -24,10 +24,11 @@ type SharedItem struct {
 // sharedItems lists the subject's items in the shared state:
 //
 //   - MCP session bindings whose owner is "<org>/<sub>";
-//   - any other key whose name holds both the org and the subject as a word
-//     (rate-limit buckets and caches keyed by principal). Keys without the
-//     subject — DPoP replay entries (proof ids), failed-authentication
-//     counters (client addresses) — are not personal to the subject.
+//   - any other key naming the principal as "<org>/<sub>", whole (rate-limit
+//     buckets "ratelimit:<class>:p:<org>/<sub>", caches keyed by principal).
+//     Keys without the subject — DPoP replay entries (proof ids),
+//     failed-authentication counters (client addresses) — are not personal
+//     to the subject.
 func (s *Service) sharedItems(ctx context.Context, subj Subject, m matcher) ([]SharedItem, error) {
 	sc, ok := s.o.Shared.(kv.Scanner)
 	if s.o.Shared == nil {
@@ -57,11 +58,32 @@ func (s *Service) sharedItems(ctx context.Context, subj Subject, m matcher) ([]S
 			}
 			continue
 		}
-		if strings.Contains(k, subj.OrgID) && m.in(k) {
+		if namesOwner(k, owner) {
 			items = append(items, SharedItem{Key: k, Kind: "key"})
 		}
 	}
 	return items, nil
+}
+
+// namesOwner reports whether key holds owner ("<org>/<sub>") whole: not
+// preceded or followed by more of an identifier ("acme/alice" is not in
+// "acme/alice2" or "bacme/alice").
+func namesOwner(key, owner string) bool {
+	for i := 0; ; {
+		j := strings.Index(key[i:], owner)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(owner)
+		if (start == 0 || !idChar(key[start-1])) && (end == len(key) || !idChar(key[end])) {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+func idChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '@' || c >= 0x80
 }
 
 type sharedRemoved struct{ sessions, keys int }
