@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/codingbrain/codingbrain/internal/embed"
 	"github.com/codingbrain/codingbrain/internal/memory"
@@ -150,5 +151,58 @@ func TestLexicalFallback(t *testing.T) {
 		if e := res.Hits[0].Explain; e == nil || e.Sources[0].Source != memory.SourceLexical || e.Score <= 0 || e.Score >= 1 {
 			t.Errorf("loaded %v: explain %+v", loaded, res.Hits[0].Explain)
 		}
+	}
+}
+
+// TestLexicalSeesOtherReplicasAtOnce: replica B's follower polls only
+// every hour here, yet B's search right after a write on A finds it, with
+// its current content, and not what A changed or deleted: a lexical search
+// first applies what the feed has committed since.
+func TestLexicalSeesOtherReplicasAtOnce(t *testing.T) {
+	for name, open := range openers {
+		t.Run(name, func(t *testing.T) {
+			if name == "postgres" {
+				if _, err := pgtest.Available(); err != nil {
+					t.Skip(err)
+				}
+			}
+			sa, sb := open(t)
+			emb := embed.NewBuiltin()
+			svcA := memory.NewService(sa, memory.Options{Vectors: vectors(t, emb, sa)})
+			vb := retrieval.New(emb, sb, retrieval.Options{Every: time.Hour, Recheck: time.Hour, StatusEvery: time.Hour})
+			if err := vb.Load(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = vb.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done; vb.Close() })
+			svcB := memory.NewService(sb, memory.Options{Vectors: vb})
+			alice := as("acme", "alice", "org:acme")
+			find := func(text string) []memory.Hit {
+				return search(t, svcB, alice, memory.SearchQuery{Text: text, Mode: memory.ModeLexical}).Hits
+			}
+
+			m := add(t, svcA, alice, memory.Input{Content: "The narwhal exporter batches metrics every ten seconds."})
+			if hs := find("narwhal exporter"); len(hs) != 1 || hs[0].Memory.ID != m.ID {
+				t.Fatalf("B right after A's write: %v", hitIDs(hs))
+			}
+			changed := "The okapi exporter batches metrics every minute."
+			if _, err := svcA.Update(alice, m.ID, memory.Patch{Content: &changed}); err != nil {
+				t.Fatal(err)
+			}
+			if hs := find("okapi"); len(hs) != 1 || hs[0].Memory.Content != changed {
+				t.Fatalf("B right after A's change: %v", hs)
+			}
+			if got := lexicalIDs(t, vb, memory.Access{OrgID: "acme", Entities: []string{"org:acme"}}, memory.Filter{}, "narwhal"); len(got) != 0 {
+				t.Fatalf("B's index still holds the old words: %v", got)
+			}
+			if _, err := svcA.Delete(alice, m.ID); err != nil {
+				t.Fatal(err)
+			}
+			if hs := find("okapi"); len(hs) != 0 || vb.LexicalLen() != 0 {
+				t.Fatalf("B right after A's delete: %v, %d in the index", hitIDs(hs), vb.LexicalLen())
+			}
+		})
 	}
 }

@@ -85,6 +85,14 @@ type Vectors struct {
 
 	cursor memory.ChangeCursor // Load's and Run's; not shared
 
+	// feedMu serializes applying changes: the follower's pages and the
+	// catch-up of searches. tail is where a catch-up reads the feed from:
+	// the follower's position or a later one; caughtUp is when the last
+	// catch-up began reading.
+	feedMu   sync.Mutex
+	tail     memory.ChangeCursor
+	caughtUp time.Time
+
 	mu sync.Mutex
 	// recheck holds memories to read back from the store at the next
 	// tick: written here (the store may hold a newer state than the one
@@ -213,6 +221,7 @@ func (v *Vectors) Load(ctx context.Context) error {
 	if ix := v.index(); ix != nil {
 		dims = ix.Dim()
 	}
+	v.tail = v.cursor
 	v.loaded.Store(true)
 	v.log.Info("vector index loaded", "model", v.model, "dims", dims, "memories", v.Len(),
 		"without_embedding", v.missingCount(), "mib", v.Bytes()>>20,
@@ -228,13 +237,56 @@ func (v *Vectors) Load(ctx context.Context) error {
 func (v *Vectors) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { v.tick(ctx) })
-	err := changes.Follow(ctx, v.src, v.cursor, v.o.Every, func(cs []memory.Change) error {
+	err := changes.Follow(ctx, followed{v}, v.cursor, v.o.Every, func(cs []memory.Change) error {
+		v.feedMu.Lock()
+		defer v.feedMu.Unlock()
 		return v.apply(ctx, cs)
 	}, changes.OnError(func(err error, retryIn time.Duration) {
 		v.log.Warn("vector index: following the change feed failed", "err", err, "retry_in", retryIn.String())
 	}))
 	wg.Wait()
 	return err
+}
+
+// followed is the change feed as Run's follower reads it: each read from
+// a cursor says that every change before it has been applied, so that a
+// catch-up starts from there.
+type followed struct{ v *Vectors }
+
+func (f followed) Changes(ctx context.Context, after memory.ChangeCursor, limit int) ([]memory.Change, memory.ChangeCursor, error) {
+	f.v.feedMu.Lock()
+	if after.Seq > f.v.tail.Seq {
+		f.v.tail = after
+	}
+	f.v.feedMu.Unlock()
+	return f.v.src.Changes(ctx, after, limit)
+}
+
+// catchUp applies the changes committed since the follower's last read,
+// up to a page of them, so that a search sees every write committed before
+// it began — by this replica or any other — without waiting for the next
+// poll: one read of the feed, which finds nothing when nothing was
+// written. Searches that wait for a catch-up which began after they did
+// take its result instead of reading again. A failure leaves the index as
+// it was (the follower retries).
+func (v *Vectors) catchUp(ctx context.Context) {
+	start := time.Now()
+	v.feedMu.Lock()
+	defer v.feedMu.Unlock()
+	if v.caughtUp.After(start) {
+		return
+	}
+	began := time.Now()
+	cs, next, err := v.src.Changes(ctx, v.tail, changes.PageLimit)
+	if err != nil {
+		return
+	}
+	if len(cs) > 0 {
+		if err := v.apply(ctx, cs); err != nil {
+			return
+		}
+	}
+	v.tail, v.caughtUp = next, began
 }
 
 // tick reads back the memories to recheck, and refreshes the status.
@@ -464,12 +516,13 @@ func (v *Vectors) Nearest(_ context.Context, a memory.Access, f memory.Filter, v
 	return out, nil
 }
 
-// Lexical searches the lexical index; see memory.LexicalIndex. It is not
-// ready until Load has filled it.
-func (v *Vectors) Lexical(_ context.Context, a memory.Access, f memory.Filter, text string, k int) ([]memory.VectorHit, bool) {
+// Lexical searches the lexical index, after catching up with the change
+// feed; see memory.LexicalIndex. It is not ready until Load has filled it.
+func (v *Vectors) Lexical(ctx context.Context, a memory.Access, f memory.Filter, text string, k int) ([]memory.VectorHit, bool) {
 	if !v.loaded.Load() {
 		return nil, false
 	}
+	v.catchUp(ctx)
 	hits, _ := v.lex.Search(a, f, text, k)
 	out := make([]memory.VectorHit, len(hits))
 	for i, h := range hits {
