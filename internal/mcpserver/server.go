@@ -28,6 +28,11 @@
 // Each tool names the scopes it needs in toolScopes and checks them before
 // it calls the service; failures come back as tool results with isError set
 // and a message a model can act on.
+//
+// Besides tools: memories are resources (memory://{id}, listed per caller,
+// with targeted list_changed; resources.go), project_context is a prompt
+// (prompts.go), and Options.ConformanceFixtures adds the fixtures of the
+// MCP conformance suite (fixtures.go).
 package mcpserver
 
 import (
