@@ -234,7 +234,9 @@ func Verify(ctx context.Context, t Target, o VerifyOptions) *Report {
 		return r
 	}
 	defer rc.Close()
-	rep, err := restore(ctx, rc, scratch, RestoreOptions{Identities: o.Identities, TempDir: o.TempDir, Progress: o.Progress, skipGraph: true})
+	sampler := &canarySampler{n: cmp.Or(o.Canaries, 20)}
+	rep, err := restore(ctx, rc, scratch, RestoreOptions{Identities: o.Identities, TempDir: o.TempDir, Progress: o.Progress,
+		skipGraph: true, sample: sampler.add})
 	if rep != nil && rep.extracted != nil {
 		defer rep.extracted.Remove()
 	}
@@ -271,7 +273,7 @@ func Verify(ctx context.Context, t Target, o VerifyOptions) *Report {
 		return r
 	}
 
-	n, failed, err := canaries(ctx, rep.extracted, scratch, cmp.Or(o.Canaries, 20))
+	n, failed, err := canaries(ctx, sampler.picked, scratch)
 	r.Canaries = n
 	switch {
 	case err != nil:
@@ -310,28 +312,25 @@ func reportArchive(r *Report, ae *ArchiveError) {
 	}
 }
 
-// canaries searches the restored store for up to n active memories sampled
-// evenly from the archive and returns how many were searched and the ids
-// of those not found.
-func canaries(ctx context.Context, x *Extracted, st Scratch, n int) (int, []string, error) {
-	total := x.Manifest.Tables[TableMemories].Rows
-	if total == 0 {
-		return 0, nil, nil
+// canarySampler picks up to n active memories, evenly spaced over the
+// archive's memories, as they are loaded.
+type canarySampler struct {
+	n      int
+	picked []Memory
+}
+
+// add sees memory number i of total.
+func (c *canarySampler) add(m Memory, i, total int64) {
+	step := max(total/int64(c.n), 1)
+	// Cold memories are left out: search covers the hot tier.
+	if i%step == 0 && len(c.picked) < c.n && m.State == memory.StateActive && !m.Cold && canaryQuery(m.Content) != "" {
+		c.picked = append(c.picked, m)
 	}
-	step := max(total/int64(n), 1)
-	var sample []Memory
-	var i int64
-	err := x.readTable(TableMemories, func(row any) error {
-		m := row.(Memory)
-		if i%step == 0 && m.State == memory.StateActive && len(sample) < n && canaryQuery(m.Content) != "" {
-			sample = append(sample, m)
-		}
-		i++
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
+}
+
+// canaries searches the restored store for each sampled memory and
+// returns how many were searched and the ids of those not found.
+func canaries(ctx context.Context, sample []Memory, st Scratch) (int, []string, error) {
 	var failed []string
 	for _, m := range sample {
 		f := memory.Filter{AccessEntity: m.AccessEntity, Entity: m.Entity, ArtifactRef: m.ArtifactRef}
