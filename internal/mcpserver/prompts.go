@@ -168,20 +168,24 @@ func categoryHeading(c memory.Category) string {
 	return string(c)
 }
 
-// complete suggests values for the entity argument of project_context:
-// names of entities the caller can see (entities:read) that start with
+// complete suggests values for the arguments of project_context: for
+// entity, the entity names, and for repo, the artifact references, that
+// memories the caller can see (entities:read) mention and that start with
 // what was typed. Anything else completes to nothing.
 func (s *Server) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
 	res := &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}
-	if req.Params == nil || req.Params.Ref == nil || req.Params.Ref.Type != "ref/prompt" ||
-		req.Params.Ref.Name != promptProjectContext || req.Params.Argument.Name != "entity" {
+	if req.Params == nil || req.Params.Ref == nil || req.Params.Ref.Type != "ref/prompt" || req.Params.Ref.Name != promptProjectContext {
+		return res, nil
+	}
+	kind := map[string]string{"entity": "entity", "repo": "artifact"}[req.Params.Argument.Name]
+	if kind == "" {
 		return res, nil
 	}
 	ctx, _, err := s.caller(ctx, req.Extra, auth.ScopeEntitiesRead)
 	if err != nil {
 		return res, nil
 	}
-	ents, err := s.svc.Entities(ctx, memory.EntityQuery{Prefix: req.Params.Argument.Value, Kind: "entity", Limit: 100})
+	ents, err := s.svc.Entities(ctx, memory.EntityQuery{Prefix: req.Params.Argument.Value, Kind: kind, Limit: 100})
 	if err != nil {
 		return res, nil
 	}

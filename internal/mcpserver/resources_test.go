@@ -220,6 +220,20 @@ func TestProjectContextPrompt(t *testing.T) {
 	if err != nil || len(comp.Completion.Values) != 1 || comp.Completion.Values[0] != "billing" {
 		t.Errorf("completion of entity \"bil\": %v %+v", err, comp)
 	}
+	comp, err = as.Complete(ctx, &mcp.CompleteParams{
+		Ref:      &mcp.CompleteReference{Type: "ref/prompt", Name: "project_context"},
+		Argument: mcp.CompleteParamsArgument{Name: "repo", Value: "github.com/ac"},
+	})
+	if err != nil || len(comp.Completion.Values) != 1 || comp.Completion.Values[0] != "github.com/acme/billing" {
+		t.Errorf("completion of repo \"github.com/ac\": %v %+v", err, comp)
+	}
+	comp, err = bs.Complete(ctx, &mcp.CompleteParams{
+		Ref:      &mcp.CompleteReference{Type: "ref/prompt", Name: "project_context"},
+		Argument: mcp.CompleteParamsArgument{Name: "repo", Value: "github.com/ac"},
+	})
+	if err != nil || len(comp.Completion.Values) != 0 {
+		t.Errorf("bob completes a repo only alice's memory names: %v %+v", err, comp)
+	}
 }
 
 // TestListChangedOnlyToThoseWhoSee: a write announces resources/list_changed
