@@ -16,7 +16,8 @@ import (
 // reads go to one that is healthy, within replica_max_lag and has the
 // caller's last write (postgres.Routed), with the write positions kept in
 // the shared state so that every server replica agrees. Each replica is a
-// non-critical dependency in /health/deps. Without replicas it does
+// non-critical dependency in /health/deps, its circuit breaker listed there
+// and in codingbrain_breaker_state. Without replicas it does
 // nothing.
 func (b *backends) routeReads(ctx context.Context, cfg config.Config, reg prometheus.Registerer, log *slog.Logger) error {
 	if len(cfg.ReplicaURLs) == 0 {
@@ -44,12 +45,17 @@ func (b *backends) routeReads(ctx context.Context, cfg config.Config, reg promet
 	}
 	r, err := postgres.NewRouted(ctx, primary, replicas, postgres.ReplicaOptions{
 		MaxLag: cfg.ReplicaMaxLag, Writes: b.shared, Registerer: reg, Logger: log,
+		OnStateChange: func(name, _, to string) { b.breakerChanged(name, to) },
 	})
 	if err != nil {
 		for _, s := range replicas {
 			s.Close()
 		}
 		return err
+	}
+	for i := range replicas {
+		name := fmt.Sprintf("replica-%d", i+1)
+		b.breakers = append(b.breakers, httpapi.Breaker{Name: name, State: r.Breakers()[name]})
 	}
 	b.store = r
 	return nil

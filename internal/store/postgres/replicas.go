@@ -44,6 +44,9 @@ type ReplicaOptions struct {
 	Registerer prometheus.Registerer
 	// Logger hears of replicas going unhealthy and back; nil discards.
 	Logger *slog.Logger
+	// OnStateChange, when set, hears of every change of a replica's
+	// circuit breaker (gobreaker's state names: closed, half-open, open).
+	OnStateChange func(replica, from, to string)
 }
 
 // Routed is the primary Store with read routing: reads of memories (get,
@@ -181,6 +184,9 @@ func NewRouted(ctx context.Context, primary *Store, replicas []*Store, opts Repl
 			OnStateChange: func(name string, from, to gobreaker.State) {
 				rep.state.Set(float64(to))
 				opts.Logger.Warn("replica circuit breaker", "replica", name, "from", from.String(), "to", to.String())
+				if opts.OnStateChange != nil {
+					opts.OnStateChange(name, from.String(), to.String())
+				}
 			},
 		})
 		r.replicas = append(r.replicas, rep)
@@ -280,6 +286,16 @@ func (r *Routed) Check(ctx context.Context) {
 		rep.lagNs.Store(int64(lag))
 		rep.lag.Set(lag.Seconds())
 	}
+}
+
+// Breakers are the replicas' names with their circuit breakers' states
+// (closed, half-open, open), for /health/deps.
+func (r *Routed) Breakers() map[string]func() string {
+	out := make(map[string]func() string, len(r.replicas))
+	for _, rep := range r.replicas {
+		out[rep.name] = func() string { return rep.cb.State().String() }
+	}
+	return out
 }
 
 // Healthy is how many replicas answered their last check in recovery.
