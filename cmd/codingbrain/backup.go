@@ -34,7 +34,7 @@ import (
 
 const backupUsage = `Usage: codingbrain backup <command> [flags]
 
-  create   --to DEST [--data-dir DIR | --database-url URL] [--recipient KEY]...
+  create   --to DEST [--data-dir DIR | --database-url URL] [--recipient KEY]... [--native]
            [--keep-daily N --keep-weekly M] [--json]
            take a consistent backup of the store into a new archive in DEST
   verify   --from DEST [--max-age 26h] [--identity FILE]... [--scratch-database-url URL]
@@ -243,7 +243,7 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 		to, tmp             string
 		recipients          listFlag
 		keepDaily, keepWeek int
-		asJSON              bool
+		asJSON, native      bool
 		textfile            string
 	)
 	cfg, err := storeFlags("backup create", args, e, func(fs *flag.FlagSet) {
@@ -254,6 +254,8 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 		fs.StringVar(&tmp, "tmp-dir", "", "scratch `directory` for the dump (default: the system's)")
 		fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 		fs.StringVar(&textfile, "textfile", "", "write the backup metrics to this `file` (Prometheus text format, for node_exporter)")
+		fs.BoolVar(&native, "native", false, "also put the store's own copy of the same snapshot in the archive (SQLite: the database\n"+
+			"file by the online backup API; PostgreSQL: pg_dump -Fc, when pg_dump is installed)")
 	})
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(e.stdout, backupUsage+"\nFlags of create (and the store flags of serve):\n"+config.Usage())
@@ -295,7 +297,7 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 	}
 	prog, done := progress(e.stderr)
 	target := backup.Dir{Path: to}
-	res, err = backup.Create(ctx, src, target, backup.CreateOptions{Recipients: rs, AppVersion: version, TempDir: tmp, Progress: prog})
+	res, err = backup.Create(ctx, src, target, backup.CreateOptions{Recipients: rs, AppVersion: version, TempDir: tmp, Progress: prog, Native: native})
 	done()
 	if err != nil {
 		return fmt.Errorf("backup create: %w", err)
@@ -324,6 +326,14 @@ func backupCreate(ctx context.Context, args []string, e env) (err error) {
 		filepath.Join(to, res.Name), res.Manifest.Tables[backup.TableMemories].Rows, rows, len(res.Manifest.Tables),
 		res.Manifest.SchemaVersion, res.Size, map[bool]string{true: ", encrypted", false: ""}[res.Manifest.Encrypted],
 		res.Took.Round(time.Millisecond))
+	for name, fi := range res.Manifest.Files {
+		if strings.HasPrefix(name, "native/") {
+			fmt.Fprintf(e.stdout, "native copy %s: %d bytes (restore it with the engine's own tools)\n", name, fi.Size)
+		}
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.stdout, "note: %s\n", n)
+	}
 	for _, p := range pruned {
 		fmt.Fprintf(e.stdout, "pruned %s\n", p)
 	}
@@ -548,7 +558,14 @@ func backupRestore(ctx context.Context, args []string, e env) (err error) {
 	fmt.Fprintf(e.stdout, "archive: %s\n", filepath.Join(target.Path, name))
 	start := time.Now()
 	prog, done := progress(e.stderr)
-	opts := backup.RestoreOptions{Identities: ids, TempDir: tmp, Progress: prog}
+	// Rows of subjects erased after the backup was taken are not loaded
+	// (the ledger beside the archives); the whole ledger is re-applied
+	// after the load (below).
+	filter, err := restoreFilter(target.Path)
+	if err != nil {
+		return fmt.Errorf("backup restore: %w", err)
+	}
+	opts := backup.RestoreOptions{Identities: ids, TempDir: tmp, Progress: prog, Filter: filter}
 	var rep *backup.RestoreReport
 	if cfg.DatabaseURL != "" {
 		rep, err = restorePostgres(ctx, cfg, rc, name, opts, force, e.stdout)
