@@ -51,6 +51,7 @@ func (s *Service) warm(ctx context.Context, a Access, m *Memory) {
 	}
 	if _, err := t.Warm(ctx, a, []string{m.ID}); err == nil {
 		m.Cold = false
+		s.written(ctx, *m, nil, false) // back in this replica's indexes at once
 	}
 }
 
