@@ -214,7 +214,10 @@ TRUNCATE memories, history, access_log, embeddings, entities, mentions, edges, m
 ALTER TABLE audit_log ENABLE TRIGGER USER`
 
 // Load runs fn in one transaction (after emptying every table when
-// replace), then moves the id sequences past the ids it loaded.
+// replace), then moves the id sequences past the ids it loaded. Into an
+// empty store it loads in bulk: the non-unique indexes are dropped first
+// and built again after the rows are in (dropForBulk), in the same
+// transaction.
 func (s *Store) Load(ctx context.Context, replace bool, fn func(backup.Tx) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if replace {
@@ -222,8 +225,24 @@ func (s *Store) Load(ctx context.Context, replace bool, fn func(backup.Tx) error
 				return fmt.Errorf("empty the store: %w", err)
 			}
 		}
+		var empty bool
+		if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM memories)`).Scan(&empty); err != nil {
+			return err
+		}
+		var recreate []string
+		if empty {
+			var err error
+			if recreate, err = dropForBulk(ctx, tx); err != nil {
+				return fmt.Errorf("drop indexes for the load: %w", err)
+			}
+		}
 		if err := fn(loadTx{tx}); err != nil {
 			return err
+		}
+		for _, q := range recreate {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("recreate %q: %w", q, err)
+			}
 		}
 		for _, t := range []string{"history", "access_log"} {
 			if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), coalesce(max(id), 0) + 1, false) FROM `+t); err != nil {
@@ -236,6 +255,42 @@ func (s *Store) Load(ctx context.Context, replace bool, fn func(backup.Tx) error
 		return fmt.Errorf("load: %w", s.dbErr(err))
 	}
 	return nil
+}
+
+// dropForBulk drops the non-unique indexes of the tables a restore fills
+// (on memories: the GIN indexes of the lexical index, the tags and the
+// entity trigrams, which COPY would otherwise update row by row) in the
+// load's transaction and returns their definitions, from pg_indexes, to
+// run after the load. Unique indexes and primary keys stay, so duplicates
+// and references are checked as rows arrive.
+func dropForBulk(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT i.indexname, i.indexdef FROM pg_indexes i
+		JOIN pg_class c ON c.relname = i.indexname
+		JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = i.schemaname
+		JOIN pg_index x ON x.indexrelid = c.oid
+		WHERE i.schemaname = current_schema() AND i.tablename IN ('memories', 'history', 'access_log')
+		  AND NOT x.indisunique AND NOT x.indisprimary
+		ORDER BY i.indexname`)
+	if err != nil {
+		return nil, err
+	}
+	type index struct{ name, def string }
+	idx, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (index, error) {
+		var i index
+		err := r.Scan(&i.name, &i.def)
+		return i, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var recreate []string
+	for _, i := range idx {
+		if _, err := tx.Exec(ctx, `DROP INDEX `+pgx.Identifier{i.name}.Sanitize()); err != nil {
+			return nil, err
+		}
+		recreate = append(recreate, i.def)
+	}
+	return recreate, nil
 }
 
 type loadTx struct{ tx pgx.Tx }
