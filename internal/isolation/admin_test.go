@@ -247,7 +247,7 @@ func (w *world) useSession(t *testing.T, owner, caller *principal) int {
 		t.Fatalf("%s: no session id", owner.name)
 	}
 	r := w.do(t, "POST", "/mcp", caller.token,
-		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_memories","arguments":{"verbose":true}}}`,
+		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_memories","arguments":{"detail":"full"}}}`,
 		"Mcp-Session-Id", sid, "Mcp-Protocol-Version", "2025-11-25", "Accept", "application/json, text/event-stream")
 	w.noLeak(t, caller, "a call on "+owner.name+"'s session", r.body)
 	return r.status

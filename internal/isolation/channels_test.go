@@ -455,7 +455,7 @@ func (c *mcpChannel) remove(t *testing.T, p *principal, id string) ([]byte, erro
 
 func (c *mcpChannel) history(t *testing.T, p *principal, id string) (int, []byte, error) {
 	var out mcpserver.HistoryOutput
-	raw, err := c.call(t, p, "memory_history", map[string]any{"id": id, "verbose": true}, &out)
+	raw, err := c.call(t, p, "memory_history", map[string]any{"id": id, "detail": "full"}, &out)
 	return len(out.Entries), raw, err
 }
 
@@ -488,7 +488,7 @@ func mcpFilters(f memory.Filter) map[string]any {
 }
 
 func (c *mcpChannel) list(t *testing.T, p *principal, q memory.ListQuery) ([]memory.Memory, string, []byte, error) {
-	args := map[string]any{"verbose": true, "filters": mcpFilters(q.Filter)}
+	args := map[string]any{"detail": "full", "filters": mcpFilters(q.Filter)}
 	if q.Sort != "" {
 		args["sort"] = q.Sort
 	}
@@ -508,7 +508,7 @@ func (c *mcpChannel) list(t *testing.T, p *principal, q memory.ListQuery) ([]mem
 }
 
 func (c *mcpChannel) search(t *testing.T, p *principal, q memory.SearchQuery) ([]memory.Memory, []byte, error) {
-	args := map[string]any{"query": q.Text, "verbose": true, "filters": mcpFilters(q.Filter)}
+	args := map[string]any{"query": q.Text, "detail": "full", "filters": mcpFilters(q.Filter)}
 	if q.Limit != 0 {
 		args["limit"] = q.Limit
 	}

@@ -398,7 +398,7 @@ func mcpRelated(t *testing.T, w *world, cs clients) {
 		ghost := call(t, cs[p], "related_memories", map[string]any{"id": ghostID})
 		live := w.graphLive(p)
 		for _, e := range w.entries {
-			r := call(t, cs[p], "related_memories", map[string]any{"id": e.m.ID, "limit": 100, "verbose": true})
+			r := call(t, cs[p], "related_memories", map[string]any{"id": e.m.ID, "limit": 100, "detail": "full"})
 			if !p.sees(e.m) || e.m.State == memory.StateDeleted {
 				w.wantNotFound(t, p, "related_memories of "+e.m.ID, r, ghost, e.m.ID)
 				continue

@@ -222,7 +222,7 @@ func (w *world) wantNotFound(t *testing.T, p *principal, what string, r, ghost r
 	w.noLeak(t, p, what, r.raw, id)
 }
 
-// viewSameAsRecord checks a verbose view a tool returned against the record.
+// viewSameAsRecord checks a view (compact or full) a tool returned against the record.
 func (w *world) viewSameAsRecord(t *testing.T, p *principal, what string, v mcpserver.MemoryView) {
 	t.Helper()
 	e, ok := w.byID[v.ID]
@@ -344,9 +344,9 @@ func mcpSearch(t *testing.T, w *world, cs clients) {
 			}
 			return viewIDs(out.Results)
 		}
-		wantIDs(t, p, "search_memory", search("search_memory", map[string]any{"query": "canary", "limit": 100, "verbose": true}), w.live(p))
+		wantIDs(t, p, "search_memory", search("search_memory", map[string]any{"query": "canary", "limit": 100, "detail": "full"}), w.live(p))
 		wantIDs(t, p, "search_memory of every state", search("search_memory of every state",
-			map[string]any{"query": "isolation canary", "limit": 100, "verbose": true, "filters": map[string]any{"state": everyState}}), w.visible(p))
+			map[string]any{"query": "isolation canary", "limit": 100, "detail": "full", "filters": map[string]any{"state": everyState}}), w.visible(p))
 		for _, e := range w.hidden(p) {
 			if got := search("search_memory for "+e.marker, map[string]any{"query": e.marker, "filters": map[string]any{"state": everyState}}); len(got) != 0 {
 				t.Errorf("%s: search_memory for the unique word of hidden memory %s found %v", p.name, e.m.ID, got)
@@ -383,9 +383,9 @@ func mcpList(t *testing.T, w *world, cs clients) {
 			t.Fatalf("%s: %s does not end", p.name, what)
 			return nil
 		}
-		wantIDs(t, p, "list_memories", list("list_memories", map[string]any{"limit": 200, "verbose": true}), w.live(p))
+		wantIDs(t, p, "list_memories", list("list_memories", map[string]any{"limit": 200, "detail": "full"}), w.live(p))
 		wantIDs(t, p, "list_memories of every state, 7 a page", list("list_memories of every state",
-			map[string]any{"limit": 7, "verbose": true, "filters": map[string]any{"state": everyState}}), w.visible(p))
+			map[string]any{"limit": 7, "detail": "full", "filters": map[string]any{"state": everyState}}), w.visible(p))
 		for _, e := range w.hidden(p) {
 			if got := list("list_memories of entity "+e.m.Entity, map[string]any{"filters": map[string]any{"entity": e.m.Entity, "state": everyState}}); len(got) != 0 {
 				t.Errorf("%s: list_memories of the entity of hidden memory %s returned %v", p.name, e.m.ID, got)
@@ -522,9 +522,9 @@ func mcpHistory(t *testing.T, w *world, cs clients) {
 		if !can(p, auth.ScopeMemoriesRead) {
 			continue
 		}
-		ghost := call(t, cs[p], "memory_history", map[string]any{"id": ghostID, "verbose": true})
+		ghost := call(t, cs[p], "memory_history", map[string]any{"id": ghostID, "detail": "full"})
 		for _, e := range w.entries {
-			r := call(t, cs[p], "memory_history", map[string]any{"id": e.m.ID, "verbose": true})
+			r := call(t, cs[p], "memory_history", map[string]any{"id": e.m.ID, "detail": "full"})
 			if !p.sees(e.m) {
 				w.wantNotFound(t, p, "memory_history of "+e.m.ID, r, ghost, e.m.ID)
 				continue
