@@ -14,7 +14,9 @@ package retrieval_test
 // is seeded once per store whatever is picked.)
 //
 // RETRIEVAL_BENCH_N sets the number of memories (default 100000);
-// RETRIEVAL_BENCH_DIR keeps the SQLite database there;
+// RETRIEVAL_BENCH_DIR keeps the SQLite database there, and a later run of
+// the same size uses it instead of seeding again (the add benchmark makes
+// it grow by -benchtime memories each run);
 // RETRIEVAL_BENCH_RANKING tunes search as serve's --search-ranking.
 
 import (
@@ -161,9 +163,23 @@ func newWorld(b *testing.B, kind string) *benchWorld {
 	}
 	b.Cleanup(func() { st.Close() })
 	w := &benchWorld{st: st, emb: embed.NewBuiltin()}
+	// A database kept in RETRIEVAL_BENCH_DIR by an earlier run of the same
+	// size is used as it is (a marker file records the size seeded).
+	marker := ""
+	if dir := os.Getenv("RETRIEVAL_BENCH_DIR"); dir != "" && kind == "sqlite" {
+		marker = filepath.Join(dir, fmt.Sprintf("seeded-%d", benchN()))
+		if _, err := os.Stat(marker); err == nil {
+			return w
+		}
+	}
 	start := time.Now()
 	seed(b, w, benchN())
 	w.seeded = time.Since(start)
+	if marker != "" {
+		if err := os.WriteFile(marker, nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 	return w
 }
 
@@ -252,8 +268,10 @@ func BenchmarkRetrieval(b *testing.B) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		b.Run("store="+kind, func(b *testing.B) {
 			w := newWorld(b, kind)
-			b.Logf("%s: %d memories and embeddings seeded in %v (%.0f/s)", kind, benchN(),
-				w.seeded.Round(time.Second), float64(benchN())/w.seeded.Seconds())
+			if w.seeded > 0 {
+				b.Logf("%s: %d memories and embeddings seeded in %v (%.0f/s)", kind, benchN(),
+					w.seeded.Round(time.Second), float64(benchN())/w.seeded.Seconds())
+			}
 			b.Run("load", func(b *testing.B) {
 				// One load whatever -benchtime says (ns/op is meaningless
 				// here; load-s is the figure).
