@@ -333,7 +333,7 @@ func runGDPREndToEnd(t *testing.T, dataDir string, st gdprStore) {
 	}
 	st.lose(t)
 	r := runCLI(t, bin, nil, append([]string{"backup", "restore", "--from", backups, "--skip-embeddings"}, st.cli...)...)
-	if r.code != 0 || !strings.Contains(r.stdout, "2 subjects erased again") {
+	if r.code != 0 || !strings.Contains(r.stdout, "2 subjects erased again") || !strings.Contains(r.stdout, "left out by the erasure filter") {
 		t.Fatalf("backup restore: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	noTrace(t, "after restoring the older backup")
