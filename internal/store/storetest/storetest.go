@@ -32,7 +32,13 @@
 //     rejected update) are not changes; an empty page keeps the cursor;
 //   - Lookup (memory.Lookup) returns, of the ids asked for, only memories
 //     the caller may see and the filter keeps; MemoriesOf reads memories of
-//     every org, in any state, by (org, id), in key order.
+//     every org, in any state, by (org, id), in key order;
+//   - a store that implements memory.Tiers moves archived, deleted and
+//     untouched memories (no write, no access-log row since the cut) to the
+//     cold tier, reports each move on the change feed as Cold, searches the
+//     cold tier only with IncludeCold and then with the same access rules
+//     and filters, and brings a memory back on Warm and on any Update but a
+//     delete; backups keep each memory's tier.
 package storetest
 
 import (
