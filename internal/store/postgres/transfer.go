@@ -110,7 +110,7 @@ func (s *Store) linksOf(ctx context.Context, tx pgx.Tx, a memory.Access, page []
 	}
 	var w where
 	w.access(a)
-	w.add("l.org_id = m.org_id AND l.dst_id = m.id AND l.src_id = ANY(" + w.arg(ids) + ")")
+	w.add("l.org_id = " + w.arg(a.OrgID) + " AND l.src_id = ANY(" + w.arg(ids) + ") AND l.org_id = m.org_id AND l.dst_id = m.id")
 	rows, err := tx.Query(ctx, `SELECT l.src_id, l.dst_id, l.type, l.created_by, l.created_at
 		FROM memory_links l, memories m WHERE `+w.String()+` ORDER BY l.src_id, l.type, l.dst_id`, w.args...)
 	if err != nil {
