@@ -1,13 +1,15 @@
 package retrieval_test
 
 // BenchmarkTiers: the same memories (RETRIEVAL_BENCH_N, default 100,000,
-// seeded as BenchmarkRetrieval seeds them, on SQLite) all in the hot tier,
-// then with the oldest 90% moved to the cold tier by the tiering job
-// (memory.RunTiering): for each, the in-process indexes' sizes, the Go heap
+// seeded as BenchmarkRetrieval seeds them, on SQLite and on PostgreSQL)
+// all in the hot tier, then with the oldest 90% moved to the cold tier by
+// the tiering job (memory.RunTiering): for each, the in-process indexes' sizes, the Go heap
 // in use after a GC with the indexes loaded, and hot hybrid search p50/p99
 // for a principal who sees the whole org and for a team member.
 //
 //	go test ./internal/retrieval -run '^$' -bench Tiers -benchtime 200x -timeout 30m
+//
+// (-bench 'Tiers/store=sqlite' or 'Tiers/store=postgres' picks one store.)
 //
 // The searches log access rows, which count as touches: the memories they
 // returned during the all-hot run stay hot, so slightly fewer than 90%
@@ -27,7 +29,13 @@ import (
 )
 
 func BenchmarkTiers(b *testing.B) {
-	w := newWorld(b, "sqlite")
+	for _, kind := range []string{"sqlite", "postgres"} {
+		b.Run("store="+kind, func(b *testing.B) { benchTiers(b, kind) })
+	}
+}
+
+func benchTiers(b *testing.B, kind string) {
+	w := newWorld(b, kind)
 	n := benchN()
 	measure := func(b *testing.B, wantCold bool) {
 		v, took := w.load(b)
