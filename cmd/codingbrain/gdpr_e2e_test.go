@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -186,6 +187,22 @@ func runGDPREndToEnd(t *testing.T, dataDir string, st gdprStore) {
 	if r := runCLI(t, bin, nil, append([]string{"backup", "create", "--to", backups}, st.cli...)...); r.code != 0 {
 		t.Fatalf("backup create: %s\n%s", r.stdout, r.stderr)
 	}
+
+	t.Run("RetentionMetrics", func(t *testing.T) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.url+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+issue("prom", "acme", "metrics:read", ""))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, kind := range []string{gdpr.PurgeAccessLog, gdpr.PurgeArchived, gdpr.PurgeDeletedMemories} {
+			if want := `codingbrain_retention_purged_rows_total{kind="` + kind + `"} 0`; !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s (status %d)", want, resp.StatusCode)
+			}
+		}
+	})
 
 	t.Run("ScopesAndTenants", func(t *testing.T) {
 		for what, call := range map[string]func() error{
