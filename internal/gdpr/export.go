@@ -249,7 +249,8 @@ func (s *Service) Check(ctx context.Context, subj Subject) (CheckResult, error) 
 }
 
 // lexicalHits searches the lexical index of the org for the subject's
-// identifier, in every state, and counts the hits that name the subject.
+// identifier, in every state and tier, and counts the hits that name the
+// subject.
 func (s *Service) lexicalHits(ctx context.Context, subj Subject, m matcher) (int, error) {
 	ls, ok := s.store.(interface {
 		Search(ctx context.Context, a memory.Access, q memory.SearchQuery) ([]memory.Hit, error)
@@ -260,7 +261,7 @@ func (s *Service) lexicalHits(ctx context.Context, subj Subject, m matcher) (int
 	all := memory.Access{OrgID: subj.OrgID, Prefixes: []string{""}}
 	n := 0
 	for _, text := range m.needles {
-		hits, err := ls.Search(ctx, all, memory.SearchQuery{Text: text, Limit: 200,
+		hits, err := ls.Search(ctx, all, memory.SearchQuery{Text: text, Limit: 200, IncludeCold: true,
 			Filter: memory.Filter{States: memory.States}})
 		if err != nil {
 			return 0, fmt.Errorf("check subject: lexical index: %w", err)
