@@ -195,7 +195,7 @@ func ApplyLedger(ctx context.Context, store Store, extra []Erasure, o Options) (
 }
 
 // RestoreEraser re-applies the erasure ledger to a store a backup was just
-// restored into (it implements backup.Eraser): the ledger restored with
+// restored into: the ledger restored with
 // the backup, and the copy in LedgerFile, which also holds the erasures
 // made after the backup was taken. See ApplyLedger.
 type RestoreEraser struct {
@@ -207,7 +207,8 @@ type RestoreEraser struct {
 	Options Options
 }
 
-// EraseAfterRestore implements backup.Eraser.
+// EraseAfterRestore re-applies the ledger to st, the store just restored
+// into, and summarises what it did.
 func (r RestoreEraser) EraseAfterRestore(ctx context.Context, st backup.Loader) (string, error) {
 	gs, ok := st.(Store)
 	if !ok {
