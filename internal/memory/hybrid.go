@@ -390,10 +390,10 @@ func isZero(v []float32) bool {
 
 // indexLexical asks the in-process lexical index for k memories; ok is
 // false when there is none ready (or the store cannot Lookup what it
-// finds), and when q includes the cold tier, which the index does not
-// hold: the store's search is then the lexical source.
+// finds), and when q includes the cold tier or deleted memories, which
+// the index does not hold: the store's search is then the lexical source.
 func (s *Service) indexLexical(ctx context.Context, a Access, q SearchQuery, k int) ([]VectorHit, bool) {
-	if q.IncludeCold {
+	if q.IncludeCold || slices.Contains(q.Filter.States, StateDeleted) {
 		return nil, false
 	}
 	text, f := q.Text, q.Filter

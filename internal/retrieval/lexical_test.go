@@ -3,7 +3,9 @@ package retrieval_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,5 +206,114 @@ func TestLexicalSeesOtherReplicasAtOnce(t *testing.T) {
 				t.Fatalf("B right after A's delete: %v, %d in the index", hitIDs(hs), vb.LexicalLen())
 			}
 		})
+	}
+}
+
+// TestLexicalAgreesWithStore: for marker words, lexical search through the
+// in-process index returns exactly the memories the store's own search
+// returns — the same access (users, teams, orgs, no grants, another org)
+// and the same filters (category, scope, state, tags, entity, access
+// entity) — after creates, content changes, archives and deletes.
+func TestLexicalAgreesWithStore(t *testing.T) {
+	st := newSQLite(t)
+	emb := embed.NewBuiltin()
+	svcIx := memory.NewService(st, memory.Options{Vectors: vectors(t, emb, st)})
+	svcStore := memory.NewService(st, memory.Options{})
+	markers := strings.Fields("kestrin vopra quorv zimbo plonk drisk")
+	principals := []context.Context{
+		as("acme", "alice", "team:acme/api"),
+		as("acme", "bob", "org:acme"),
+		as("acme", "dan"),
+		as("globex", "carol", "org:globex"),
+		as("acme", "erin", "org:acme", "team:acme/api", "org:globex"),
+	}
+	writers := principals[:2]
+	r := rand.New(rand.NewPCG(7, 8))
+	var ids []string
+	var owners []context.Context
+	for i := range 120 {
+		w := writers[i%2]
+		if i%5 == 4 {
+			w = principals[3]
+		}
+		in := memory.Input{Content: fmt.Sprintf("Note %d: %s and %s in the filler text.", i, markers[r.IntN(len(markers))], markers[r.IntN(len(markers))]),
+			Category: memory.Categories[i%4], Entity: []string{"billing", "search", ""}[i%3],
+			Tags: map[string]any{"kind": []string{"x", "y"}[i%2]}}
+		switch {
+		case i%3 == 0:
+			in.Scope = "user"
+		case w == principals[0]:
+			in.Scope, in.AccessEntity = "team", "team:acme/api"
+		default:
+			in.Scope = "org"
+		}
+		if i%7 == 0 {
+			in.Tags["pii"] = true
+		}
+		got, _, err := svcIx.Add(w, in)
+		if err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+		ids = append(ids, got.ID)
+		owners = append(owners, w)
+	}
+	for i, id := range ids {
+		w := owners[i]
+		switch i % 9 {
+		case 1:
+			c := fmt.Sprintf("Changed %d: %s only.", i, markers[r.IntN(len(markers))])
+			if _, err := svcIx.Update(w, id, memory.Patch{Content: &c}); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			if _, err := svcIx.Transition(w, id, memory.ActionArchive); err != nil {
+				t.Fatal(err)
+			}
+		case 3:
+			if _, err := svcIx.Delete(w, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	filters := []memory.Filter{
+		{},
+		{Categories: []memory.Category{memory.Categories[1]}},
+		{Scopes: []memory.Scope{"org"}},
+		{States: []memory.State{memory.StateArchived}},
+		{States: []memory.State{memory.StateActive, memory.StateDeleted}},
+		{Tags: []string{"kind=x"}},
+		{Tags: []string{"pii"}},
+		{Entity: "billing"},
+		{AccessEntity: "team:acme/api"},
+	}
+	set := func(hs []memory.Hit) []string {
+		out := hitIDs(hs)
+		slices.Sort(out)
+		return out
+	}
+	compared := 0
+	for _, p := range principals {
+		for _, f := range filters {
+			for _, text := range []string{markers[r.IntN(len(markers))], markers[0] + " " + markers[1]} {
+				q := memory.SearchQuery{Text: text, Filter: f, Limit: 100, Mode: memory.ModeLexical}
+				ix, errIx := svcIx.Search(p, q, memory.ViaREST)
+				sq := q
+				sq.Mode = ""
+				stRes, errSt := svcStore.Search(p, sq, memory.ViaREST)
+				if (errIx == nil) != (errSt == nil) {
+					t.Fatalf("%q %+v: index error %v, store error %v", text, f, errIx, errSt)
+				}
+				if errIx != nil {
+					continue
+				}
+				if got, want := set(ix.Hits), set(stRes.Hits); !slices.Equal(got, want) {
+					t.Errorf("%q %+v: the index found %v, the store %v", text, f, got, want)
+				}
+				compared += len(ix.Hits)
+			}
+		}
+	}
+	if compared < 100 {
+		t.Fatalf("only %d hits compared: the test needs more matches", compared)
 	}
 }
