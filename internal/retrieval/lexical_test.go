@@ -215,7 +215,20 @@ func TestLexicalSeesOtherReplicasAtOnce(t *testing.T) {
 // and the same filters (category, scope, state, tags, entity, access
 // entity) — after creates, content changes, archives and deletes.
 func TestLexicalAgreesWithStore(t *testing.T) {
-	st := newSQLite(t)
+	for name, open := range openers {
+		t.Run(name, func(t *testing.T) {
+			if name == "postgres" {
+				if _, err := pgtest.Available(); err != nil {
+					t.Skip(err)
+				}
+			}
+			st, _ := open(t)
+			agreesWithStore(t, st)
+		})
+	}
+}
+
+func agreesWithStore(t *testing.T, st store) {
 	emb := embed.NewBuiltin()
 	svcIx := memory.NewService(st, memory.Options{Vectors: vectors(t, emb, st)})
 	svcStore := memory.NewService(st, memory.Options{})
