@@ -51,6 +51,15 @@ var restCases = map[string]restCase{
 	"GET /api/v1/admin/api-keys":         {restListAPIKeys, sampleFixed("/api/v1/admin/api-keys", nil)},
 	"DELETE /api/v1/admin/api-keys/{id}": {restRevokeAPIKey, sampleFixed("/api/v1/admin/api-keys/"+ghostKeyID, nil)},
 	"GET /api/v1/audit":                  {restAudit, sampleFixed("/api/v1/audit", nil)},
+	// transfer_test.go
+	"GET /api/v1/export":  {restExport, sampleFixed("/api/v1/export", nil)},
+	"POST /api/v1/import": {restImport, sampleFixed("/api/v1/import", "{}")},
+	// privacy_test.go
+	"GET /api/v1/gdpr/subjects/{sub}/export": {restGDPRExport, sampleFixed("/api/v1/gdpr/subjects/ada/export", nil)},
+	"DELETE /api/v1/gdpr/subjects/{sub}":     {restGDPRErase, sampleFixed("/api/v1/gdpr/subjects/ada", map[string]any{"reason": "scope probe"})},
+	"GET /api/v1/gdpr/subjects/{sub}/check":  {restGDPRCheck, sampleFixed("/api/v1/gdpr/subjects/ada/check", nil)},
+	"GET /api/v1/admin/retention":            {restGetRetention, sampleFixed("/api/v1/admin/retention", nil)},
+	"PUT /api/v1/admin/retention":            {restSetRetention, sampleFixed("/api/v1/admin/retention", map[string]any{"purge_deleted_days": 1})},
 }
 
 func sampleFixed(path string, body any) func(*world, *principal) (string, any) {

@@ -23,7 +23,9 @@ import (
 
 	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/gdpr"
 	"github.com/codingbrain/codingbrain/internal/httpapi"
+	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/mcpserver"
 	"github.com/codingbrain/codingbrain/internal/memory"
 	"github.com/codingbrain/codingbrain/internal/pgtest"
@@ -104,13 +106,16 @@ func (p *principal) ctx(ctx context.Context) context.Context {
 
 // server is the whole API on a real store, wired as serve wires it: memory
 // service, REST with the MCP handlers mounted at /mcp and /sse, HS256
-// tokens and API keys, one audit recorder for all three.
+// tokens and API keys, the privacy service (subject export, erasure,
+// retention) over the same store and shared state, one audit recorder for
+// all of them.
 type server struct {
 	store  memory.Store
 	keys   auth.KeyStore
 	chain  audit.Store
 	svc    *memory.Service
 	tokens *auth.HS256
+	shared *kv.Memory // MCP session bindings, searched by erasure
 	url    string
 	client *http.Client
 }
@@ -133,14 +138,24 @@ func newServer(t *testing.T, store memory.Store) *server {
 	svc := memory.NewService(store, memory.Options{Now: clk.Now, Audit: rec})
 	tokens := auth.NewHS256(testKey, "isolation-issuer", "isolation-audience", nil)
 	verifier := auth.Verifiers{APIKeys: auth.NewAPIKeys(keys, auth.APIKeysOptions{}), JWT: tokens}
-	mcp := mcpserver.New(svc, mcpserver.Options{Verifier: verifier, Version: "test", Logger: log, Audit: rec})
+	shared := kv.NewMemory(clk.Now)
+	mcp := mcpserver.New(svc, mcpserver.Options{Verifier: verifier, Version: "test", Logger: log, Audit: rec, Sessions: shared})
+	gs, ok := store.(gdpr.Store)
+	if !ok {
+		t.Fatalf("%T supports no subject export and erasure", store)
+	}
+	retention, ok := store.(gdpr.RetentionStore)
+	if !ok {
+		t.Fatalf("%T keeps no retention policies", store)
+	}
+	privacy := gdpr.New(gs, gdpr.Options{Shared: shared, Audit: rec, Logger: log, Now: clk.Now})
 	api := httpapi.New(svc, httpapi.Options{
 		Verifier: verifier, Logger: log, Version: "test", APIKeys: keys, Audit: rec,
-		MCP: mcp.Handler(), SSE: mcp.SSEHandler(),
+		MCP: mcp.Handler(), SSE: mcp.SSEHandler(), GDPR: privacy, Retention: retention,
 	})
 	ts := httptest.NewServer(api)
 	t.Cleanup(ts.Close)
-	return &server{store: store, keys: keys, chain: chain, svc: svc, tokens: tokens, url: ts.URL, client: ts.Client()}
+	return &server{store: store, keys: keys, chain: chain, svc: svc, tokens: tokens, shared: shared, url: ts.URL, client: ts.Client()}
 }
 
 // issue gives p a token of this server.
