@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
@@ -31,6 +33,7 @@ import (
 	"github.com/codingbrain/codingbrain/internal/pgtest"
 	"github.com/codingbrain/codingbrain/internal/store/postgres"
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
+	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
 var (
@@ -107,8 +110,8 @@ func (p *principal) ctx(ctx context.Context) context.Context {
 // server is the whole API on a real store, wired as serve wires it: memory
 // service, REST with the MCP handlers mounted at /mcp and /sse, HS256
 // tokens and API keys, the privacy service (subject export, erasure,
-// retention) over the same store and shared state, one audit recorder for
-// all of them.
+// retention) over the same store and shared state, metrics at /metrics,
+// one audit recorder for all of them.
 type server struct {
 	store  memory.Store
 	keys   auth.KeyStore
@@ -139,7 +142,12 @@ func newServer(t *testing.T, store memory.Store) *server {
 	tokens := auth.NewHS256(testKey, "isolation-issuer", "isolation-audience", nil)
 	verifier := auth.Verifiers{APIKeys: auth.NewAPIKeys(keys, auth.APIKeysOptions{}), JWT: tokens}
 	shared := kv.NewMemory(clk.Now)
-	mcp := mcpserver.New(svc, mcpserver.Options{Verifier: verifier, Version: "test", Logger: log, Audit: rec, Sessions: shared})
+	reg := prometheus.NewRegistry()
+	metrics, err := telemetry.NewMetrics(reg, telemetry.Build{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcp := mcpserver.New(svc, mcpserver.Options{Verifier: verifier, Version: "test", Logger: log, Audit: rec, Sessions: shared, Metrics: metrics})
 	gs, ok := store.(gdpr.Store)
 	if !ok {
 		t.Fatalf("%T supports no subject export and erasure", store)
@@ -152,6 +160,7 @@ func newServer(t *testing.T, store memory.Store) *server {
 	api := httpapi.New(svc, httpapi.Options{
 		Verifier: verifier, Logger: log, Version: "test", APIKeys: keys, Audit: rec,
 		MCP: mcp.Handler(), SSE: mcp.SSEHandler(), GDPR: privacy, Retention: retention,
+		Metrics: metrics, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	ts := httptest.NewServer(api)
 	t.Cleanup(ts.Close)
