@@ -25,18 +25,44 @@
 //     are made, listed and revoked only in the caller's org, never with a
 //     grant beyond the maker's, and see exactly what their grants cover;
 //     the audit log shows each org its own records and no memory content.
+//   - Export and import (in TestREST). An export holds exactly the
+//     caller's visible memories, and links only to visible ones, whatever
+//     the filters (team, project, access entity, entity, org); an import
+//     writes only into entities the caller may write, always into its own
+//     org, refuses a whole file for one foreign line, never overwrites a
+//     memory the caller may not see (on_conflict fail, skip or remap),
+//     never answers with one for equal content, and never links to one.
+//   - Privacy and retention (in TestREST). gdpr:* and admin:* act on the
+//     whole of the caller's org by design (docs/privacy.md), so the cases
+//     prove the org boundary: the subject ada exists in both orgs, luke in
+//     both, gus only in globex; exports, checks and erasures of a subject
+//     (or of identifiers dressed as the other org's, such as globex/gus)
+//     never hold, count or change the other org's data, API keys or MCP
+//     sessions; retention is read and set per org.
 //   - MCP (TestMCP, TestMCPScopes, TestMCPSessionBinding). The same for
 //     every tool of mcpserver.ToolScopes(), through the official SDK client
 //     over Streamable HTTP (both protocol eras) with bearer tokens: tool
 //     results are errors for invisible memories and never carry a foreign
 //     id or foreign content; a session serves only the principal that
 //     opened it, on Streamable HTTP and on legacy SSE.
+//   - MCP resources and prompt (TestMCPResources, TestMCPPrompt).
+//     resources/read of memory://ID answers as get_memory does (not found,
+//     worded as for a missing memory, for what the caller may not see);
+//     resources/list holds exactly the caller's live memories; the
+//     project_context prompt and its completions name only active memories
+//     the caller may see; nothing without memories:read.
+//   - The cold tier (TestColdTier). With every memory cold, include_cold
+//     searches over REST and MCP find exactly what the oracle allows;
+//     reading a cold memory one may not see leaves it cold.
+//   - Metrics (TestMetrics). /metrics names no memory, content, subject,
+//     org or access entity, and needs metrics:read.
 //   - Properties (TestProperties). Random principals in three orgs (random
 //     scopes, random grants including grants naming other orgs and
 //     malformed ones) run random operations — adds with random scope and
 //     access entity, gets, updates, state changes, deletes and history of
 //     random ids including other tenants', listings with random filters,
-//     searches with random words, apps and stats — through the service,
+//     searches with random words (some with include_cold), apps and
+//     stats — through the service,
 //     REST and MCP, on SQLite and, when it is installed, PostgreSQL. A model
 //     of what exists and who may see it is checked after every operation:
 //     zero cross-tenant reads, zero cross-tenant writes, every visible

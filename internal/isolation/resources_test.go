@@ -48,12 +48,13 @@ func readResource(t *testing.T, cs *mcp.ClientSession, uri string) (text string,
 // worded as for a memory that does not exist otherwise, and a refusal
 // without memories:read — and resources/list pages through exactly the
 // caller's live memories (none without memories:read), on both Streamable
-// HTTP protocol eras.
+// HTTP protocol eras; resources/subscribe is refused as not found for what
+// the caller may not read.
 func TestMCPResources(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	cs := w.connectAll(t)
-	for _, p := range w.principals {
+	for i, p := range w.principals {
 		if !can(p, auth.ScopeMemoriesRead) {
 			continue
 		}
@@ -90,6 +91,24 @@ func TestMCPResources(t *testing.T) {
 			w.noLeak(t, p, "resources/read of "+e.m.ID, raw, e.m.ID)
 		}
 		wantIDs(t, p, "resources/list", w.listResources(t, p, cs[p], ""), w.live(p))
+		// resources/subscribe (sessions only) follows the same rule.
+		if eras[i%len(eras)] != eras[0] {
+			continue
+		}
+		for _, e := range w.entries {
+			err := cs[p].Subscribe(t.Context(), &mcp.SubscribeParams{URI: "memory://" + e.m.ID})
+			if p.sees(e.m) && e.m.State != memory.StateDeleted {
+				if err != nil {
+					t.Errorf("%s: subscribe to visible %s: %v", p.name, e.m.ID, err)
+				}
+				continue
+			}
+			if err == nil || !strings.Contains(strings.ToLower(err.Error()), "not found") {
+				t.Errorf("%s: subscribe to %s, which it may not read: %v, want not found", p.name, e.m.ID, err)
+			} else {
+				w.noLeak(t, p, "subscribe to "+e.m.ID, []byte(err.Error()), e.m.ID)
+			}
+		}
 	}
 	// Without memories:read nothing is read and nothing listed.
 	for i, p := range w.principals {
