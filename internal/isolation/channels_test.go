@@ -287,7 +287,11 @@ func (c restChannel) search(t *testing.T, p *principal, q memory.SearchQuery) ([
 	var res struct {
 		Hits []memory.Hit `json:"hits"`
 	}
-	raw, _, err := c.call(t, p, "POST", "/api/v1/search", map[string]any{"query": q.Text, "limit": q.Limit, "filters": filters}, &res)
+	body := map[string]any{"query": q.Text, "limit": q.Limit, "filters": filters}
+	if q.IncludeCold {
+		body["include_cold"] = true
+	}
+	raw, _, err := c.call(t, p, "POST", "/api/v1/search", body, &res)
 	ms := make([]memory.Memory, len(res.Hits))
 	for i, h := range res.Hits {
 		ms[i] = h.Memory
@@ -511,6 +515,9 @@ func (c *mcpChannel) search(t *testing.T, p *principal, q memory.SearchQuery) ([
 	args := map[string]any{"query": q.Text, "detail": "full", "filters": mcpFilters(q.Filter)}
 	if q.Limit != 0 {
 		args["limit"] = q.Limit
+	}
+	if q.IncludeCold {
+		args["include_cold"] = true
 	}
 	var out mcpserver.SearchOutput
 	raw, err := c.call(t, p, "search_memory", args, &out)

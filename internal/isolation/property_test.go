@@ -962,7 +962,10 @@ func (r *propRun) search(p *principal, ch channel) {
 			q.Text += pick(r, words) + " "
 		}
 	}
-	what := fmt.Sprintf("search %q %+v limit %d", q.Text, q.Filter, q.Limit)
+	// include_cold searches through the store instead of the in-process
+	// index: the same rules must hold.
+	q.IncludeCold = r.rng.Float64() < 0.3
+	what := fmt.Sprintf("search %q %+v limit %d include_cold %v", q.Text, q.Filter, q.Limit, q.IncludeCold)
 	want := okDone
 	if missingScope(p, ch, opSearch) != "" {
 		want = eScope
