@@ -38,7 +38,8 @@
 //     both, gus only in globex; exports, checks and erasures of a subject
 //     (or of identifiers dressed as the other org's, such as globex/gus)
 //     never hold, count or change the other org's data, API keys or MCP
-//     sessions; retention is read and set per org.
+//     sessions; retention is read and set per org, and the purge
+//     (TestRetentionPurge) applies one org's policy to that org only.
 //   - MCP (TestMCP, TestMCPScopes, TestMCPSessionBinding). The same for
 //     every tool of mcpserver.ToolScopes(), through the official SDK client
 //     over Streamable HTTP (both protocol eras) with bearer tokens: tool
