@@ -26,21 +26,21 @@ func (w *world) withoutScope(t *testing.T, p *principal, drop string) *principal
 	return q
 }
 
-// readResource reads uri as cs, returning the text or the error and all
-// the caller got.
-func readResource(t *testing.T, cs *mcp.ClientSession, uri string) (text string, err error, raw []byte) {
+// readResource reads uri as cs, returning the text, all the caller got,
+// or the error.
+func readResource(t *testing.T, cs *mcp.ClientSession, uri string) (text string, raw []byte, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
 	if err != nil {
-		return "", err, []byte(err.Error())
+		return "", []byte(err.Error()), err
 	}
 	raw, _ = json.Marshal(res)
 	for _, c := range res.Contents {
 		text += c.Text
 	}
-	return text, nil, raw
+	return text, raw, nil
 }
 
 // TestMCPResources: resources/read of memory://ID answers exactly as
@@ -58,12 +58,12 @@ func TestMCPResources(t *testing.T) {
 		if !can(p, auth.ScopeMemoriesRead) {
 			continue
 		}
-		_, ghostErr, _ := readResource(t, cs[p], "memory://"+ghostID)
+		_, _, ghostErr := readResource(t, cs[p], "memory://"+ghostID)
 		if ghostErr == nil {
 			t.Fatalf("%s: resources/read of a memory that does not exist succeeded", p.name)
 		}
 		for _, e := range w.entries {
-			text, err, raw := readResource(t, cs[p], "memory://"+e.m.ID)
+			text, raw, err := readResource(t, cs[p], "memory://"+e.m.ID)
 			get := call(t, cs[p], "get_memory", map[string]any{"id": e.m.ID})
 			if p.sees(e.m) && e.m.State != memory.StateDeleted {
 				var v mcpserver.MemoryView
@@ -115,7 +115,7 @@ func TestMCPResources(t *testing.T) {
 		q := w.withoutScope(t, p, auth.ScopeMemoriesRead)
 		c := w.connect(t, q, eras[i%len(eras)])
 		for _, e := range w.entries {
-			if _, err, raw := readResource(t, c, "memory://"+e.m.ID); err == nil {
+			if _, raw, err := readResource(t, c, "memory://"+e.m.ID); err == nil {
 				t.Errorf("%s: resources/read of %s: %s, want a refusal", q.name, e.m.ID, raw)
 			} else {
 				w.noLeak(t, q, "resources/read of "+e.m.ID, raw, e.m.ID)
@@ -175,12 +175,12 @@ func TestMCPPrompt(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	cs := w.connectAll(t)
-	prompt := func(p *principal, c *mcp.ClientSession, args map[string]string) (string, error, []byte) {
+	prompt := func(p *principal, c *mcp.ClientSession, args map[string]string) (string, []byte, error) {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		res, err := c.GetPrompt(ctx, &mcp.GetPromptParams{Name: "project_context", Arguments: args})
 		if err != nil {
-			return "", err, []byte(err.Error())
+			return "", []byte(err.Error()), err
 		}
 		raw, _ := json.Marshal(res)
 		var text string
@@ -189,7 +189,7 @@ func TestMCPPrompt(t *testing.T) {
 				text += tc.Text
 			}
 		}
-		return text, nil, raw
+		return text, raw, nil
 	}
 	primable := func(p *principal, e *entry) bool {
 		return p.sees(e.m) && e.m.State == memory.StateActive && slices.Contains(contextCategories, e.m.Category)
@@ -203,7 +203,7 @@ func TestMCPPrompt(t *testing.T) {
 			args = append(args, map[string]string{"entity": e.m.Entity})
 		}
 		for _, a := range args {
-			text, err, raw := prompt(p, cs[p], a)
+			text, raw, err := prompt(p, cs[p], a)
 			// The answer repeats the entity asked for (the caller's own
 			// words); the rest is what it reveals.
 			if a["entity"] != "" {
@@ -244,7 +244,7 @@ func TestMCPPrompt(t *testing.T) {
 	}
 	for i, p := range w.principals {
 		q := w.withoutScope(t, p, auth.ScopeMemoriesRead)
-		_, err, raw := prompt(q, w.connect(t, q, eras[i%len(eras)]), map[string]string{})
+		_, raw, err := prompt(q, w.connect(t, q, eras[i%len(eras)]), map[string]string{})
 		if err == nil || !strings.Contains(err.Error(), "missing scope "+auth.ScopeMemoriesRead) {
 			t.Errorf("%s: project_context: %s, want a refusal naming %s", q.name, raw, auth.ScopeMemoriesRead)
 		}
