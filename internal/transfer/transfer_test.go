@@ -187,6 +187,15 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil || len(res.Hits) != 1 {
 			t.Errorf("search after import: %+v, %v", res, err)
 		}
+		// The entity graph was written: the same entities, mentioned as often.
+		want, err := src.Entities(as(alice), memory.EntityQuery{Limit: 50})
+		if err != nil || len(want) == 0 {
+			t.Fatalf("entities of the source: %+v %v", want, err)
+		}
+		got, err := dst.Entities(as(alice), memory.EntityQuery{Limit: 50})
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("entities after import:\n got %+v\nwant %+v (%v)", got, want, err)
+		}
 		// The idempotency key came along: a retried add returns the memory.
 		m, created, err := dst.Add(as(alice), memory.Input{Content: "We deploy with blue-green, never on Fridays", Scope: "team",
 			AccessEntity: "team:acme/web", IdempotencyKey: "idem-1"})
