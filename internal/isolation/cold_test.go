@@ -15,10 +15,15 @@ import (
 // search finds on hot memories (the oracle), never a memory outside the
 // caller's access, and nothing without include_cold; reading a cold memory
 // one may not see is a 404 that leaves it cold, while reading a visible
-// one brings it back.
+// one brings it back. On SQLite and PostgreSQL (each keeps its own tier
+// SQL).
 func TestColdTier(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t)
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); coldTier(t, newWorld(t)) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); coldTier(t, newWorldOn(t, openPostgres(t))) })
+}
+
+func coldTier(t *testing.T, w *world) {
 	tiers, ok := w.store.(memory.Tiers)
 	if !ok {
 		t.Fatalf("%T keeps no tiers", w.store)

@@ -46,6 +46,14 @@
 //     results are errors for invisible memories and never carry a foreign
 //     id or foreign content; a session serves only the principal that
 //     opened it, on Streamable HTTP and on legacy SSE.
+//   - PostgreSQL (TestPostgres, and the postgres halves of TestColdTier
+//     and TestRetentionPurge). The cases whose isolation rests on each
+//     store's own SQL — export, import, subject rows and erasure,
+//     retention, search, get, tiers — run on PostgreSQL too. Ids are
+//     unique across orgs on SQLite and per org on PostgreSQL, so an import
+//     under the id of another org's memory is remapped on one and stored
+//     as the caller's own on the other; on both the other's memory is
+//     untouched.
 //   - MCP resources and prompt (TestMCPResources, TestMCPPrompt).
 //     resources/read of memory://ID answers as get_memory does (not found,
 //     worded as for a missing memory, for what the caller may not see);

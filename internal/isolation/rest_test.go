@@ -172,6 +172,9 @@ func (w *world) recorded() map[string]int {
 	for _, e := range w.entries {
 		out[e.m.OrgID]++
 	}
+	for org, n := range w.uncounted {
+		out[org] += n
+	}
 	return out
 }
 

@@ -15,10 +15,14 @@ import (
 // memories for a day, globex for ever; years later the purge archives
 // acme's live memories, removes its deleted ones and its access log, and
 // leaves every memory, access-log row and history entry of globex as it
-// was.
+// was. On SQLite and PostgreSQL.
 func TestRetentionPurge(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t)
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); retentionPurge(t, newWorld(t)) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); retentionPurge(t, newWorldOn(t, openPostgres(t))) })
+}
+
+func retentionPurge(t *testing.T, w *world) {
 	w.subjectState(t) // reads and searches in both orgs
 	globexCounts := func() map[string]map[string]int {
 		out := map[string]map[string]int{}

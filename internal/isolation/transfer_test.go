@@ -250,11 +250,50 @@ func restImport(t *testing.T, w *world) {
 			t.Errorf("%s: memories per org after refused imports: the store has %v, the accepted imports account for %v", p.name, got, want)
 		}
 
-		// The ids of memories the caller may not see (of the fixture):
-		// never overwritten, under every conflict mode, and remap makes
-		// new memories.
-		hidden := slices.DeleteFunc(w.hidden(p), func(e *entry) bool { return e.marker == "" })
+		// The ids of another org's memories: ids are unique across orgs
+		// on SQLite (remap gives new ones) and per org on PostgreSQL (the
+		// same id is free in the caller's org); either way the other's
+		// memory is untouched and the new one is the caller's.
+		foreignIDs := map[string]bool{}
 		var lines []map[string]any
+		for _, e := range w.entries {
+			if e.m.OrgID != p.OrgID && e.marker != "" {
+				foreignIDs[e.m.ID] = true
+				lines = append(lines, importLine(e.m.ID, "import over foreign "+e.m.ID+" by "+p.name, p.UserEntity(), p.Subject, nil))
+			}
+		}
+		rep, r = w.importFile(t, p, "remap", lines...)
+		w.noLeak(t, p, "import with the ids of the other org's memories", r.body, slices.Collect(maps.Keys(foreignIDs))...)
+		if r.status != http.StatusOK || rep.Imported != len(lines) {
+			t.Errorf("%s: import with the ids of %d memories of the other org, remap: %d %.400s, want each imported", p.name, len(lines), r.status, r.body)
+		} else {
+			newIDs := map[string]string{}
+			for _, rm := range rep.Remapped {
+				newIDs[rm.OldID] = rm.NewID
+			}
+			own := memory.Access{OrgID: p.OrgID, Entities: []string{p.UserEntity()}}
+			for _, l := range lines {
+				id := l["id"].(string)
+				if nid, ok := newIDs[id]; ok {
+					id = nid
+				} else {
+					w.sameIDs[p.name+" "+id] = true
+				}
+				if m, err := w.store.Get(t.Context(), own, id); err != nil || m.Content != l["content"] {
+					t.Errorf("%s: import over foreign %s: its own memory %s is %q (%v)", p.name, l["id"], id, m.Content, err)
+				}
+			}
+			w.uncounted[p.OrgID] += len(lines)
+		}
+		for id := range foreignIDs {
+			w.unchanged(t, w.byID[id], p.name+" importing over "+id)
+		}
+
+		// The ids of memories of its own org the caller may not see (of
+		// the fixture): never overwritten, under every conflict mode, and
+		// remap makes new memories.
+		hidden := slices.DeleteFunc(w.hidden(p), func(e *entry) bool { return e.marker == "" || e.m.OrgID != p.OrgID })
+		lines = nil
 		for _, e := range hidden {
 			lines = append(lines, importLine(e.m.ID, "import over hidden "+e.m.ID+" by "+p.name, p.UserEntity(), p.Subject, map[string]any{
 				"org_id": e.m.OrgID, "history": []map[string]any{{"actor": e.m.CreatedBy, "action": "update", "at": time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC),
@@ -333,7 +372,15 @@ func restImport(t *testing.T, w *world) {
 			continue
 		}
 		w.add(t, id, "")
-		if want := len(w.visible(p)) - 1; rep.Links != want || rep.LinksDropped != len(links)-want {
+		// (On PostgreSQL an id of the other org's names, in the caller's
+		// org, the caller's own memory imported above under that id.)
+		want := len(w.visible(p)) - 1
+		for _, l := range links {
+			if w.sameIDs[p.name+" "+l["to_memory"].(string)] {
+				want++
+			}
+		}
+		if rep.Links != want || rep.LinksDropped != len(links)-want {
 			t.Errorf("%s: import with links to all %d memories wrote %d and dropped %d, want %d written (the memories it may see)",
 				p.name, len(links), rep.Links, rep.LinksDropped, want)
 		}

@@ -351,12 +351,25 @@ type world struct {
 	principals []*principal
 	entries    []*entry
 	byID       map[string]*entry
+	// uncounted are memories per org stored outside the record (imports
+	// under ids of the other org's memories); sameIDs are those stored
+	// under such an id, as "<principal> <id>" (PostgreSQL keeps ids per
+	// org).
+	uncounted map[string]int
+	sameIDs   map[string]bool
 }
 
 // newWorld builds a server on a fresh SQLite store and seeds the fixture.
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{server: newServer(t, openSQLite(t)), t: t, principals: fixturePrincipals(), byID: map[string]*entry{}}
+	return newWorldOn(t, openSQLite(t))
+}
+
+// newWorldOn builds a server on store and seeds the fixture.
+func newWorldOn(t *testing.T, store memory.Store) *world {
+	t.Helper()
+	w := &world{server: newServer(t, store), t: t, principals: fixturePrincipals(), byID: map[string]*entry{},
+		uncounted: map[string]int{}, sameIDs: map[string]bool{}}
 	for _, p := range w.principals {
 		w.issue(t, p)
 	}
