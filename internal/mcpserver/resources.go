@@ -220,9 +220,13 @@ func (s *Server) changed(ctx context.Context, ms ...memory.Memory) {
 	if len(ms) == 0 {
 		return
 	}
+	s.watch.upd.Lock()
 	for _, m := range ms {
+		s.watch.announce(&m)
 		_ = s.mcp.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: memoryURI(m.ID)})
 	}
+	s.watch.announce(nil)
+	s.watch.upd.Unlock()
 	if s.watch.mark(s.mcp, ms) {
 		s.mcp.AddResource(&mcp.Resource{URI: changeSentinel, Name: "list-changed"},
 			func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
@@ -242,6 +246,19 @@ type watchers struct {
 	who   map[*mcp.ServerSession]auth.Principal
 	due   map[*mcp.ServerSession]bool
 	prune int // forget ended sessions when who grows past this
+	// upd serializes resources/updated; updating is the memory announced,
+	// which sending (called in the announcer's goroutine) checks against
+	// each subscriber: memory://ID alone does not say whose memory
+	// changed (PostgreSQL keeps ids per org), so a subscriber hears only
+	// of a memory it may see.
+	upd      sync.Mutex
+	updating *memory.Memory
+}
+
+func (w *watchers) announce(m *memory.Memory) {
+	w.mu.Lock()
+	w.updating = m
+	w.mu.Unlock()
 }
 
 // remember records the principal of a session. Every stateless request
@@ -304,6 +321,16 @@ func (w *watchers) mark(srv *mcp.Server, ms []memory.Memory) bool {
 
 func (w *watchers) sending(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method == "notifications/resources/updated" {
+			ss, _ := req.GetSession().(*mcp.ServerSession)
+			w.mu.Lock()
+			m := w.updating
+			p, known := w.who[ss]
+			w.mu.Unlock()
+			if m != nil && (!known || m.OrgID != p.OrgID || !memory.AccessFor(p).Allows(m.AccessEntity)) {
+				return nil, nil
+			}
+		}
 		if method == "notifications/resources/list_changed" {
 			ss, _ := req.GetSession().(*mcp.ServerSession)
 			w.mu.Lock()
