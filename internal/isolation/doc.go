@@ -63,6 +63,13 @@
 //   - The cold tier (TestColdTier). With every memory cold, include_cold
 //     searches over REST and MCP find exactly what the oracle allows;
 //     reading a cold memory one may not see leaves it cold.
+//   - The in-process indexes (TestIndexedSearch). With the lexical and
+//     vector indexes serve loads, lexical searches over REST and MCP find
+//     exactly what the oracle says, and hybrid and vector searches (which
+//     always return neighbours) only memories the caller may see.
+//   - Notifications (TestMCPUpdatedAcrossOrgs, PostgreSQL). A write to
+//     globex's memory held under the id of one of acme's is not announced
+//     to acme's subscribers of that id.
 //   - Metrics (TestMetrics). /metrics names no memory, content, subject,
 //     org or access entity, and needs metrics:read.
 //   - Properties (TestProperties). Random principals in three orgs (random

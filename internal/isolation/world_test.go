@@ -25,12 +25,14 @@ import (
 
 	"github.com/codingbrain/codingbrain/internal/audit"
 	"github.com/codingbrain/codingbrain/internal/auth"
+	"github.com/codingbrain/codingbrain/internal/embed"
 	"github.com/codingbrain/codingbrain/internal/gdpr"
 	"github.com/codingbrain/codingbrain/internal/httpapi"
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/mcpserver"
 	"github.com/codingbrain/codingbrain/internal/memory"
 	"github.com/codingbrain/codingbrain/internal/pgtest"
+	"github.com/codingbrain/codingbrain/internal/retrieval"
 	"github.com/codingbrain/codingbrain/internal/store/postgres"
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 	"github.com/codingbrain/codingbrain/internal/telemetry"
@@ -127,6 +129,30 @@ var testKey = []byte("isolation-suite-signing-key-0123")
 
 func newServer(t *testing.T, store memory.Store) *server {
 	t.Helper()
+	return newServerWith(t, store, nil)
+}
+
+// indexed loads the in-process indexes of hybrid search (the builtin
+// embedder; lexical and vector) over store, as serve does, for a service
+// to keep current as it writes.
+func indexed(t *testing.T, store memory.Store) *retrieval.Vectors {
+	t.Helper()
+	src, ok := store.(retrieval.Source)
+	if !ok {
+		t.Fatalf("%T cannot feed the in-process indexes", store)
+	}
+	v := retrieval.New(embed.NewBuiltin(), src, retrieval.Options{})
+	t.Cleanup(v.Close)
+	if err := v.Load(t.Context()); err != nil {
+		t.Fatalf("load the in-process indexes: %v", err)
+	}
+	return v
+}
+
+// newServerWith is newServer whose service searches through vectors (nil:
+// the store's search).
+func newServerWith(t *testing.T, store memory.Store, vectors memory.Vectors) *server {
+	t.Helper()
 	clk := &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
 	keys, ok := store.(auth.KeyStore)
 	if !ok {
@@ -138,7 +164,7 @@ func newServer(t *testing.T, store memory.Store) *server {
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	rec := audit.NewRecorder(chain, audit.RecorderOptions{Logger: log, Now: clk.Now})
-	svc := memory.NewService(store, memory.Options{Now: clk.Now, Audit: rec})
+	svc := memory.NewService(store, memory.Options{Now: clk.Now, Audit: rec, Vectors: vectors})
 	tokens := auth.NewHS256(testKey, "isolation-issuer", "isolation-audience", nil)
 	verifier := auth.Verifiers{APIKeys: auth.NewAPIKeys(keys, auth.APIKeysOptions{}), JWT: tokens}
 	shared := kv.NewMemory(clk.Now)
@@ -368,7 +394,13 @@ func newWorld(t *testing.T) *world {
 // newWorldOn builds a server on store and seeds the fixture.
 func newWorldOn(t *testing.T, store memory.Store) *world {
 	t.Helper()
-	w := &world{server: newServer(t, store), t: t, principals: fixturePrincipals(), byID: map[string]*entry{},
+	return newWorldWith(t, store, nil)
+}
+
+// newWorldWith is newWorldOn whose service searches through vectors.
+func newWorldWith(t *testing.T, store memory.Store, vectors memory.Vectors) *world {
+	t.Helper()
+	w := &world{server: newServerWith(t, store, vectors), t: t, principals: fixturePrincipals(), byID: map[string]*entry{},
 		uncounted: map[string]int{}, sameIDs: map[string]bool{}}
 	for _, p := range w.principals {
 		w.issue(t, p)
