@@ -77,7 +77,7 @@ func (sn snapshot) WriteNative(ctx context.Context, dir string) (string, error) 
 		// several steps, a write by another connection between them would
 		// restart the copy.
 		if _, err := b.Step(-1); err != nil {
-			b.Finish()
+			_ = b.Finish() // the Step error is the one to report
 			return err
 		}
 		return b.Finish()
