@@ -89,38 +89,52 @@ type reindexStore interface {
 // openForReindex opens the store of cfg without migrating it and checks
 // that its schema has the embeddings.
 func openForReindex(ctx context.Context, cfg config.Config, out io.Writer) (reindexStore, error) {
+	return openExisting[reindexStore](ctx, cfg, out, 4, embeddingsMigration, "embeddings")
+}
+
+// openExisting opens the store of cfg for a maintenance command: without
+// migrating it, and only when its schema is at least version need, which
+// brings what. S is what the command needs of a store; both stores have it.
+func openExisting[S interface{ Close() error }](ctx context.Context, cfg config.Config, out io.Writer,
+	maxConns int32, need int, what string) (S, error) {
 	var (
-		st reindexStore
+		st S
+		c  interface{ Close() error }
 		m  migrator
 	)
 	if cfg.DatabaseURL != "" {
-		s, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxConns: 4, ConnectTimeout: cfg.DBConnectTimeout})
+		s, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxConns: maxConns, ConnectTimeout: cfg.DBConnectTimeout})
 		if err != nil {
-			return nil, err
+			return st, err
 		}
 		fmt.Fprintf(out, "store: PostgreSQL %s\n", config.MaskURL(cfg.DatabaseURL))
-		st, m = s, pgMigrator{s}
+		c, m = s, pgMigrator{s}
 	} else {
 		path := filepath.Join(cfg.DataDir, dbFile)
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no database at %s", path)
+			return st, fmt.Errorf("no database at %s", path)
 		}
 		s, err := sqlite.Open(ctx, path, sqlite.WithoutMigrate())
 		if err != nil {
-			return nil, err
+			return st, err
 		}
 		fmt.Fprintf(out, "store: SQLite %s\n", path)
-		st, m = s, sqliteMigrator{s}
+		c, m = s, sqliteMigrator{s}
 	}
 	ms, err := m.status(ctx)
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("read schema version: %w", err)
+		c.Close()
+		return st, fmt.Errorf("read schema version: %w", err)
 	}
-	if current, _ := versions(ms); current < embeddingsMigration {
-		st.Close()
-		return nil, fmt.Errorf("the schema is at version %d and has no embeddings (version %d); run `codingbrain migrate up` first",
-			current, embeddingsMigration)
+	if current, _ := versions(ms); current < need {
+		c.Close()
+		return st, fmt.Errorf("the schema is at version %d and has no %s (version %d); run `codingbrain migrate up` first",
+			current, what, need)
+	}
+	st, ok := c.(S)
+	if !ok {
+		c.Close()
+		return st, fmt.Errorf("this store cannot keep %s", what)
 	}
 	return st, nil
 }

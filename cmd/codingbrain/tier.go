@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -19,8 +17,6 @@ import (
 	"github.com/codingbrain/codingbrain/internal/config"
 	"github.com/codingbrain/codingbrain/internal/memory"
 	"github.com/codingbrain/codingbrain/internal/schedule"
-	"github.com/codingbrain/codingbrain/internal/store/postgres"
-	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 	"github.com/codingbrain/codingbrain/internal/telemetry"
 )
 
@@ -127,40 +123,7 @@ type tierStore interface {
 // openForTier opens the store of cfg without migrating it and checks that
 // its schema has the tiers.
 func openForTier(ctx context.Context, cfg config.Config, out io.Writer) (tierStore, error) {
-	var (
-		st tierStore
-		m  migrator
-	)
-	if cfg.DatabaseURL != "" {
-		s, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxConns: 2, ConnectTimeout: cfg.DBConnectTimeout})
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(out, "store: PostgreSQL %s\n", config.MaskURL(cfg.DatabaseURL))
-		st, m = s, pgMigrator{s}
-	} else {
-		path := filepath.Join(cfg.DataDir, dbFile)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no database at %s", path)
-		}
-		s, err := sqlite.Open(ctx, path, sqlite.WithoutMigrate())
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(out, "store: SQLite %s\n", path)
-		st, m = s, sqliteMigrator{s}
-	}
-	ms, err := m.status(ctx)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("read schema version: %w", err)
-	}
-	if current, _ := versions(ms); current < tiersMigration {
-		st.Close()
-		return nil, fmt.Errorf("the schema is at version %d and has no tiers (version %d); run `codingbrain migrate up` first",
-			current, tiersMigration)
-	}
-	return st, nil
+	return openExisting[tierStore](ctx, cfg, out, 2, tiersMigration, "tiers")
 }
 
 // startTiering schedules serve's tiering job (tier_schedule) when
