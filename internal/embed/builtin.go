@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/kljensen/snowball/english"
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
-	"golang.org/x/text/unicode/norm"
+
+	"github.com/codingbrain/codingbrain/internal/retrieval/lexical"
 )
 
 // Builtin is the offline embedder: feature hashing of normalized text into
@@ -173,7 +171,7 @@ const (
 func (b *Builtin) embed(s *scratch, text string, v []float32) {
 	clear(v)
 	if !isASCII(text) {
-		text = foldUnicode(text)
+		text = lexical.Fold(text)
 	}
 	s.buf, s.toks = s.buf[:0], s.toks[:0]
 	b.tokenize(s, text)
@@ -497,16 +495,4 @@ func allDigits(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// foldUnicode decomposes text (NFKD: compatibility forms such as ligatures
-// and full-width letters become their plain letters) and drops combining
-// marks, so that café and cafe are one word.
-func foldUnicode(text string) string {
-	t := transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	out, _, err := transform.String(t, text)
-	if err != nil {
-		return strings.ToValidUTF8(text, " ")
-	}
-	return out
 }

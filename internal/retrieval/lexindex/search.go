@@ -8,6 +8,8 @@ import (
 
 	"github.com/codingbrain/codingbrain/internal/memory"
 	"github.com/codingbrain/codingbrain/internal/retrieval/filter"
+
+	"github.com/codingbrain/codingbrain/internal/retrieval/lexical"
 )
 
 // Stats describes one search.
@@ -115,7 +117,7 @@ func (ix *Index) matchStems(ws []string) []string {
 			continue
 		}
 		seen[w] = true
-		if stopWords[w] {
+		if lexical.StopWord(w) {
 			stop = append(stop, w)
 		} else {
 			keep = append(keep, w)

@@ -7,9 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/kljensen/snowball/english"
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
-	"golang.org/x/text/unicode/norm"
+
+	"github.com/codingbrain/codingbrain/internal/retrieval/lexical"
 )
 
 // maxQueryTokens bounds the words of a query that are searched for, as in
@@ -21,7 +20,7 @@ const maxQueryTokens = 32
 // and private-use characters, with diacritics removed.
 func words(text string) []string {
 	if !isASCII(text) {
-		text = fold(text)
+		text = lexical.Fold(text)
 	}
 	fields := strings.FieldsFunc(text, func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Co, r)
@@ -39,16 +38,6 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-// fold is text in Unicode NFKD without combining marks, recomposed.
-func fold(text string) string {
-	t := transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	out, _, err := transform.String(t, text)
-	if err != nil {
-		return strings.ToValidUTF8(text, " ")
-	}
-	return out
 }
 
 // stemmer stems words (Snowball English, as PostgreSQL's english
@@ -86,20 +75,4 @@ func (s *stemmer) stem(w string) string {
 	}
 	s.mu.Unlock()
 	return st
-}
-
-// stopWords are English words too common to select memories by; they still
-// count inside a phrase. (The same list as the stores'.)
-var stopWords = map[string]bool{
-	"a": true, "about": true, "after": true, "all": true, "also": true, "an": true, "and": true,
-	"any": true, "are": true, "as": true, "at": true, "be": true, "been": true, "before": true,
-	"but": true, "by": true, "can": true, "could": true, "did": true, "do": true, "does": true,
-	"for": true, "from": true, "had": true, "has": true, "have": true, "how": true, "i": true,
-	"if": true, "in": true, "into": true, "is": true, "it": true, "its": true, "me": true,
-	"my": true, "no": true, "not": true, "of": true, "on": true, "or": true, "our": true,
-	"should": true, "so": true, "some": true, "than": true, "that": true, "the": true,
-	"their": true, "them": true, "then": true, "there": true, "these": true, "they": true,
-	"this": true, "to": true, "us": true, "was": true, "we": true, "were": true, "what": true,
-	"when": true, "where": true, "which": true, "while": true, "who": true, "why": true,
-	"will": true, "with": true, "would": true, "you": true, "your": true,
 }

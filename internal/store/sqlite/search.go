@@ -8,6 +8,8 @@ import (
 	"unicode"
 
 	"github.com/codingbrain/codingbrain/internal/memory"
+
+	"github.com/codingbrain/codingbrain/internal/retrieval/lexical"
 )
 
 // maxQueryTokens bounds the OR query sent to FTS5.
@@ -168,7 +170,7 @@ func matchAny(tokens []string) string {
 			continue
 		}
 		seen[t] = true
-		if stopWords[t] {
+		if lexical.StopWord(t) {
 			stop = append(stop, t)
 		} else {
 			keep = append(keep, t)
@@ -194,20 +196,4 @@ func matchPhrase(tokens []string) string {
 		tokens = tokens[:maxQueryTokens]
 	}
 	return `content : "` + strings.Join(tokens, " ") + `"`
-}
-
-// stopWords are English words too common to select memories by; they still
-// count inside a phrase.
-var stopWords = map[string]bool{
-	"a": true, "about": true, "after": true, "all": true, "also": true, "an": true, "and": true,
-	"any": true, "are": true, "as": true, "at": true, "be": true, "been": true, "before": true,
-	"but": true, "by": true, "can": true, "could": true, "did": true, "do": true, "does": true,
-	"for": true, "from": true, "had": true, "has": true, "have": true, "how": true, "i": true,
-	"if": true, "in": true, "into": true, "is": true, "it": true, "its": true, "me": true,
-	"my": true, "no": true, "not": true, "of": true, "on": true, "or": true, "our": true,
-	"should": true, "so": true, "some": true, "than": true, "that": true, "the": true,
-	"their": true, "them": true, "then": true, "there": true, "these": true, "they": true,
-	"this": true, "to": true, "us": true, "was": true, "we": true, "were": true, "what": true,
-	"when": true, "where": true, "which": true, "while": true, "who": true, "why": true,
-	"will": true, "with": true, "would": true, "you": true, "your": true,
 }
