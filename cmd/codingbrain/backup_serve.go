@@ -18,6 +18,8 @@ import (
 	"github.com/codingbrain/codingbrain/internal/gdpr"
 	"github.com/codingbrain/codingbrain/internal/schedule"
 	"github.com/codingbrain/codingbrain/internal/telemetry"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // startBackups schedules serve's backups and restore verifications
@@ -26,7 +28,7 @@ import (
 // store. The returned stop ends the schedule and waits for a running job
 // (whose context is cancelled) until ctx ends.
 func startBackups(ctx context.Context, cfg config.Config, b *backends, metrics *telemetry.Metrics,
-	reg prometheus.Registerer, log *slog.Logger) (stop func(context.Context), err error) {
+	reg prometheus.Registerer, tp trace.TracerProvider, log *slog.Logger) (stop func(context.Context), err error) {
 	nothing := func(context.Context) {}
 	if cfg.BackupSchedule == "" && cfg.BackupVerifySchedule == "" {
 		return nothing, nil
@@ -37,6 +39,7 @@ func startBackups(ctx context.Context, cfg config.Config, b *backends, metrics *
 	}
 	host, _ := os.Hostname()
 	sched := schedule.New(b.shared, host+"/"+strconv.Itoa(os.Getpid()), log)
+	sched.Trace(tp)
 	target := backup.Dir{Path: cfg.BackupDir}
 	if cfg.BackupSchedule != "" {
 		s, err := schedule.Parse(cfg.BackupSchedule)

@@ -21,6 +21,8 @@ import (
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/memory"
 	"github.com/codingbrain/codingbrain/internal/schedule"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 const gdprUsage = `Usage: codingbrain gdpr <command> --org ORG --subject SUB [flags]
@@ -353,7 +355,7 @@ type servePrivacy struct {
 // the retention purge on that schedule, one replica per occurrence. A store
 // without privacy support gets nil parts (the routes answer 501). Stop it
 // with stop.
-func startPrivacy(ctx context.Context, cfg config.Config, b *backends, rec *audit.Recorder, reg prometheus.Registerer, log *slog.Logger) (*servePrivacy, error) {
+func startPrivacy(ctx context.Context, cfg config.Config, b *backends, rec *audit.Recorder, reg prometheus.Registerer, tp trace.TracerProvider, log *slog.Logger) (*servePrivacy, error) {
 	p := &servePrivacy{}
 	if _, ok := b.store.(gdpr.Store); !ok {
 		log.Warn("the store does not support subject export and erasure; the /api/v1/gdpr routes answer 501")
@@ -390,6 +392,7 @@ func startPrivacy(ctx context.Context, cfg config.Config, b *backends, rec *audi
 	}
 	host, _ := os.Hostname()
 	p.sched = schedule.New(b.shared, fmt.Sprintf("%s/%d", host, os.Getpid()), log)
+	p.sched.Trace(tp)
 	if err := p.sched.Add(schedule.Job{Name: "retention", Schedule: every, Run: func(ctx context.Context) error {
 		n, err := purger.RunOnce(ctx)
 		if total := n[gdpr.PurgeAccessLog] + n[gdpr.PurgeArchived] + n[gdpr.PurgeDeletedMemories]; total > 0 {

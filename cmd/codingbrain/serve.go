@@ -190,7 +190,7 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		Limit:   func(h http.Handler) http.Handler { return limiter.WrapPOST(httpapi.ClassMCP, h) },
 		Metrics: obs.metrics, TracerProvider: obs.tracing.Provider,
 	})
-	privacy, err := startPrivacy(ctx, cfg, b, rec, obs.registry, log)
+	privacy, err := startPrivacy(ctx, cfg, b, rec, obs.registry, obs.tracing.Provider, log)
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,7 @@ func runServe(ctx context.Context, args []string, e env) (err error) {
 		defer cancel()
 		stopTiering(tctx)
 	}()
-	stopBackups, err := startBackups(ctx, cfg, b, obs.metrics, obs.registry, log)
+	stopBackups, err := startBackups(ctx, cfg, b, obs.metrics, obs.registry, obs.tracing.Provider, log)
 	if err != nil {
 		return err
 	}

@@ -149,6 +149,7 @@ func startTiering(ctx context.Context, cfg config.Config, b *backends, metrics *
 	}
 	host, _ := os.Hostname()
 	sched := schedule.New(b.shared, host+"/"+strconv.Itoa(os.Getpid()), log)
+	sched.Trace(tp)
 	sched.Add(schedule.Job{Name: "tier", Schedule: s, Run: func(ctx context.Context) error {
 		start := time.Now()
 		rep, err := memory.RunTiering(ctx, t, tierCut(start, cfg.TierAfterDays), memory.DefaultTierBatch)

@@ -27,6 +27,11 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/codingbrain/codingbrain/internal/kv"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // ClaimTTL is how long the claim of one occurrence is kept in the kv store.
@@ -61,6 +66,7 @@ type Scheduler struct {
 	log     *slog.Logger
 	now     func() time.Time
 	replica string
+	tracer  trace.Tracer
 
 	mu      sync.Mutex
 	jobs    []Job
@@ -75,7 +81,15 @@ func New(store kv.Store, replica string, log *slog.Logger) *Scheduler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{kv: store, log: log, now: time.Now, replica: replica}
+	return &Scheduler{kv: store, log: log, now: time.Now, replica: replica, tracer: noop.NewTracerProvider().Tracer("")}
+}
+
+// Trace gives every run of a job a span named "job <name>" from tp, with
+// the job's error recorded on it. Call it before Start.
+func (s *Scheduler) Trace(tp trace.TracerProvider) {
+	if tp != nil {
+		s.tracer = tp.Tracer("github.com/codingbrain/codingbrain/internal/schedule")
+	}
 }
 
 // Add registers a job. It must be called before Start.
@@ -160,7 +174,12 @@ func (s *Scheduler) RunOnce(ctx context.Context, j Job, due time.Time) bool {
 	}
 	start := s.now()
 	s.log.Info("scheduled job started", "job", j.Name, "due", due.UTC())
+	ctx, span := s.tracer.Start(ctx, "job "+j.Name, trace.WithAttributes(
+		attribute.String("job.name", j.Name), attribute.String("job.due", due.UTC().Format(time.RFC3339))))
+	defer span.End()
 	if err := j.Run(ctx); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "job failed")
 		s.log.Error("scheduled job failed", "job", j.Name, "took", time.Since(start).Round(time.Millisecond), "err", err)
 		return true
 	}

@@ -2,6 +2,7 @@ package schedule_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,10 @@ import (
 	"github.com/codingbrain/codingbrain/internal/kv"
 	"github.com/codingbrain/codingbrain/internal/redistest"
 	"github.com/codingbrain/codingbrain/internal/schedule"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestParse(t *testing.T) {
@@ -102,5 +107,35 @@ func TestStartStop(t *testing.T) {
 	}
 	if err := s.Add(schedule.Job{Name: "late", Schedule: sched, Run: func(context.Context) error { return nil }}); err == nil {
 		t.Fatal("Add after Start was accepted")
+	}
+}
+
+func TestRunsAreTraced(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	s := schedule.New(kv.NewMemory(nil), "replica-a", nil)
+	s.Trace(tp)
+	every, _ := schedule.Parse("@every 1h")
+	due := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	var inJob trace.SpanContext
+	ok := schedule.Job{Name: "backup", Schedule: every, Run: func(ctx context.Context) error {
+		inJob = trace.SpanContextFromContext(ctx)
+		return nil
+	}}
+	failing := schedule.Job{Name: "backup-verify", Schedule: every, Run: func(context.Context) error {
+		return errors.New("canary search found nothing")
+	}}
+	if !s.RunOnce(t.Context(), ok, due) || !s.RunOnce(t.Context(), failing, due) {
+		t.Fatal("a job did not run")
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want one per run", len(spans))
+	}
+	if spans[0].Name != "job backup" || spans[0].Status.Code == codes.Error || spans[0].SpanContext.SpanID() != inJob.SpanID() {
+		t.Errorf("first span %q (status %v): want \"job backup\", not an error, and the job's context inside it", spans[0].Name, spans[0].Status.Code)
+	}
+	if spans[1].Name != "job backup-verify" || spans[1].Status.Code != codes.Error || len(spans[1].Events) == 0 {
+		t.Errorf("second span %q (status %v, %d events): want \"job backup-verify\" with the error recorded", spans[1].Name, spans[1].Status.Code, len(spans[1].Events))
 	}
 }
