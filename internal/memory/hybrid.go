@@ -209,8 +209,12 @@ type VectorHit struct {
 // Lookup is implemented by stores that read memories by id; hybrid search
 // reads the memories the vector index found through it.
 type Lookup interface {
-	// Lookup returns the memories among ids that a may see and that match
-	// f, in any order; others are left out.
+	// Lookup returns the memories among ids that a may see, that match f
+	// and that are in the hot tier, in any order; others are left out. (An
+	// index that has not yet read a move to the cold tier from the change
+	// feed may still name a cold memory; searches without IncludeCold must
+	// not return it, and those with it find cold memories through the
+	// store's search.)
 	Lookup(ctx context.Context, a Access, f Filter, ids []string) ([]Memory, error)
 }
 

@@ -84,3 +84,45 @@ func TestIndexesHoldTheHotTier(t *testing.T) {
 		})
 	}
 }
+
+// TestColdBeforeTheFeedSaysSo: a memory moved to the cold tier is left out
+// of a search without IncludeCold even by a replica whose indexes have not
+// yet read the move from the change feed (it polls hourly here): the hits'
+// Lookup reads the tier from the store.
+func TestColdBeforeTheFeedSaysSo(t *testing.T) {
+	for name, open := range openers {
+		t.Run(name, func(t *testing.T) {
+			if name == "postgres" {
+				if _, err := pgtest.Available(); err != nil {
+					t.Skip(err)
+				}
+			}
+			sa, _ := open(t)
+			emb := embed.NewBuiltin()
+			v := retrieval.New(emb, sa, retrieval.Options{Every: time.Hour, Recheck: time.Hour, StatusEvery: time.Hour})
+			if err := v.Load(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { v.Close() })
+			svc := memory.NewService(sa, memory.Options{Vectors: v})
+			alice := as("acme", "alice", "org:acme")
+			m := add(t, svc, alice, memory.Input{Content: "The ledger exporter writes Parquet files nightly."})
+			if v.Len() != 1 {
+				t.Fatalf("the index holds %d memories after the add, want 1", v.Len())
+			}
+			if n, err := sa.(memory.Tiers).MoveCold(t.Context(), time.Now().Add(time.Hour), 10); err != nil || n != 1 {
+				t.Fatalf("move cold: %d, %v", n, err)
+			}
+			for _, mode := range []memory.SearchMode{memory.ModeVector, memory.ModeHybrid} {
+				res := search(t, svc, alice, memory.SearchQuery{Text: "ledger exporter parquet", Mode: mode})
+				if slices.Contains(hitIDs(res.Hits), m.ID) {
+					t.Errorf("%s search without include_cold found the cold memory", mode)
+				}
+			}
+			res := search(t, svc, alice, memory.SearchQuery{Text: "ledger exporter parquet", IncludeCold: true})
+			if !slices.Contains(hitIDs(res.Hits), m.ID) {
+				t.Errorf("include_cold search: %v, want the cold memory", hitIDs(res.Hits))
+			}
+		})
+	}
+}

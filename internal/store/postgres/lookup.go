@@ -18,6 +18,7 @@ func (s *Store) Lookup(ctx context.Context, a memory.Access, f memory.Filter, id
 	}
 	var w where
 	w.add("m.id = ANY(" + w.arg(ids) + ")")
+	w.add("m.tier = 'hot'")
 	w.access(a)
 	w.filter(f)
 	return s.readMemories(ctx, "look up memories", `SELECT `+memoryColumns+` FROM memories m WHERE `+w.String(), w.args...)

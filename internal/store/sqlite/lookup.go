@@ -22,6 +22,7 @@ func (s *Store) Lookup(ctx context.Context, a memory.Access, f memory.Filter, id
 	}
 	w := where{}
 	w.add("m.id IN (SELECT value FROM json_each(?))", string(p))
+	w.add("m.tier = 'hot'")
 	w.access(a)
 	w.filter(f)
 	return s.readMemories(ctx, "look up memories", `SELECT `+memoryColumns+` FROM memories m WHERE `+w.String(), w.args...)
