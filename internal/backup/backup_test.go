@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -277,5 +278,48 @@ func TestRetention(t *testing.T) {
 		if keep[n] != why {
 			t.Errorf("%s kept as %q, want %q (all: %v)", n, keep[n], why, keep)
 		}
+	}
+}
+
+// pruningTarget is a directory in which, the first time an archive is
+// opened, a newer backup is written and retention removes the one being
+// read — what serve's independent backup and verify schedules can do.
+type pruningTarget struct {
+	backup.Dir
+	t    *testing.T
+	src  backup.Source
+	once sync.Once
+}
+
+func (p *pruningTarget) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	p.once.Do(func() {
+		if _, err := backup.Create(ctx, p.src, p.Dir, backup.CreateOptions{Now: func() time.Time { return time.Now().Add(time.Minute) }}); err != nil {
+			p.t.Fatal(err)
+		}
+		if err := p.Dir.Remove(ctx, name); err != nil {
+			p.t.Fatal(err)
+		}
+	})
+	return p.Dir.Open(ctx, name)
+}
+
+// TestVerifyArchivePrunedMeanwhile: verify of the newest archive, removed
+// by a newer backup's retention while it is read, verifies the newer one.
+func TestVerifyArchivePrunedMeanwhile(t *testing.T) {
+	ctx := t.Context()
+	src := openSQLite(t)
+	storetest.Seed(t, src)
+	target := &pruningTarget{Dir: backup.Dir{Path: t.TempDir()}, t: t, src: src}
+	first, err := backup.Create(ctx, src, target.Dir, backup.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := backup.Verify(ctx, target, backup.VerifyOptions{
+		OpenScratch: func(ctx context.Context) (backup.Scratch, func() error, error) {
+			return openSQLite(t), func() error { return nil }, nil
+		},
+	})
+	if rep.ExitCode() != backup.ExitOK || rep.Archive == first.Name {
+		t.Fatalf("exit %d for %s (the pruned one was %s), checks %+v", rep.ExitCode(), rep.Archive, first.Name, rep.Checks)
 	}
 }

@@ -160,6 +160,32 @@ func (r *Report) add(name, status, detail string) {
 // or error (it could not be verified: the scratch store or the temporary
 // directory failed, or no identity was given for an encrypted archive).
 func Verify(ctx context.Context, t Target, o VerifyOptions) *Report {
+	r := verifyOnce(ctx, t, o)
+	// A newer backup's retention may remove the archive while it is being
+	// read (the schedules of backup and verify are independent, and may run
+	// on different replicas): then the newest archive is verified instead.
+	if o.Name == "" && r.Status != StatusOK && r.Archive != "" && !listed(ctx, t, r.Archive) {
+		r = verifyOnce(ctx, t, o)
+	}
+	return r
+}
+
+// listed reports whether the target still lists the archive name; a
+// target that cannot be listed counts as listing it.
+func listed(ctx context.Context, t Target, name string) bool {
+	objs, err := t.List(ctx)
+	if err != nil {
+		return true
+	}
+	for _, ob := range objs {
+		if ob.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func verifyOnce(ctx context.Context, t Target, o VerifyOptions) *Report {
 	now := o.Now
 	if now == nil {
 		now = time.Now
