@@ -47,19 +47,31 @@ func TestCloseSessionsEndsStreams(t *testing.T) {
 		return resp
 	}
 
-	// A legacy SSE stream, read up to its endpoint event.
+	// readUntil reads a stream's lines until one contains want.
+	readUntil := func(r *bufio.Reader, what, want string) string {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v before %q", what, err, want)
+			}
+			if strings.Contains(line, want) {
+				return line
+			}
+		}
+	}
+
+	// A legacy SSE stream, read up to its endpoint event; a ping answered
+	// on the stream shows the session is connected (the endpoint event is
+	// written while it connects).
 	sse := do("GET", "/sse", "")
 	defer sse.Body.Close()
 	events := bufio.NewReader(sse.Body)
-	for {
-		line, err := events.ReadString('\n')
-		if err != nil {
-			t.Fatalf("SSE stream: %v", err)
-		}
-		if strings.HasPrefix(line, "event: endpoint") {
-			break
-		}
-	}
+	readUntil(events, "SSE stream", "event: endpoint")
+	endpoint := strings.TrimSpace(strings.TrimPrefix(readUntil(events, "SSE stream", "data: "), "data: "))
+	ping := do("POST", endpoint, `{"jsonrpc":"2.0","id":7,"method":"ping"}`)
+	ping.Body.Close()
+	readUntil(events, "SSE stream", `"id":7`)
 
 	// A Streamable HTTP session with its standalone GET stream.
 	init := do("POST", "/mcp", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`,
