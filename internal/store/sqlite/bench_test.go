@@ -95,29 +95,8 @@ func seededStore(b *testing.B, n int) (*Store, *generator) {
 	b.Cleanup(func() { s.Close() })
 	g := newGenerator(42)
 	start := time.Now()
-	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	ids := memory.NewULIDSource(func() time.Time { return base })
-	batch := make([]memory.Memory, 0, 1000)
-	for i := range n {
-		p := g.principal()
-		in := g.input(p)
-		at := base.Add(time.Duration(i) * time.Minute)
-		m := memory.Memory{
-			ID: ids(), OrgID: p.OrgID, Content: in.Content, Category: in.Category, Scope: in.Scope,
-			ArtifactType: in.ArtifactType, ArtifactRef: in.ArtifactRef, Entity: in.Entity, Source: "user",
-			Evidence: in.Evidence, Tags: in.Tags, AccessEntity: in.AccessEntity, App: in.App,
-			State: memory.StateActive, CreatedBy: p.Subject, CreatedAt: at, UpdatedAt: at,
-		}
-		if i%50 == 0 {
-			m.State = memory.StateArchived
-		}
-		batch = append(batch, m)
-		if len(batch) == cap(batch) || i == n-1 {
-			if err := s.insertBatch(ctx, batch); err != nil {
-				b.Fatal(err)
-			}
-			batch = batch[:0]
-		}
+	if err := seedGenerated(ctx, s, g, n); err != nil {
+		b.Fatal(err)
 	}
 	// Start from a checkpointed file, as a restarted server does.
 	if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
@@ -285,4 +264,35 @@ func (g *generator) query() string {
 	default:
 		return fmt.Sprintf("%s %s", g.pick(nouns), g.pick(nouns))
 	}
+}
+
+// seedGenerated inserts n memories from g (one a minute from 2025-01-01,
+// every 50th archived) in batches of 1,000, as the benchmarks and the DR
+// drill's seed need them.
+func seedGenerated(ctx context.Context, s *Store, g *generator, n int) error {
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	ids := memory.NewULIDSource(func() time.Time { return base })
+	batch := make([]memory.Memory, 0, 1000)
+	for i := range n {
+		p := g.principal()
+		in := g.input(p)
+		at := base.Add(time.Duration(i) * time.Minute)
+		m := memory.Memory{
+			ID: ids(), OrgID: p.OrgID, Content: in.Content, Category: in.Category, Scope: in.Scope,
+			ArtifactType: in.ArtifactType, ArtifactRef: in.ArtifactRef, Entity: in.Entity, Source: "user",
+			Evidence: in.Evidence, Tags: in.Tags, AccessEntity: in.AccessEntity, App: in.App,
+			State: memory.StateActive, CreatedBy: p.Subject, CreatedAt: at, UpdatedAt: at,
+		}
+		if i%50 == 0 {
+			m.State = memory.StateArchived
+		}
+		batch = append(batch, m)
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := s.insertBatch(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
 }

@@ -4,9 +4,6 @@ import (
 	"os"
 	"strconv"
 	"testing"
-	"time"
-
-	"github.com/codingbrain/codingbrain/internal/memory"
 )
 
 // TestDrillSeed fills the database file CODINGBRAIN_DRILL_DB with
@@ -28,30 +25,8 @@ func TestDrillSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	g := newGenerator(42)
-	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	ids := memory.NewULIDSource(func() time.Time { return base })
-	batch := make([]memory.Memory, 0, 1000)
-	for i := range n {
-		p := g.principal()
-		in := g.input(p)
-		at := base.Add(time.Duration(i) * time.Minute)
-		m := memory.Memory{
-			ID: ids(), OrgID: p.OrgID, Content: in.Content, Category: in.Category, Scope: in.Scope,
-			ArtifactType: in.ArtifactType, ArtifactRef: in.ArtifactRef, Entity: in.Entity, Source: "user",
-			Evidence: in.Evidence, Tags: in.Tags, AccessEntity: in.AccessEntity, App: in.App,
-			State: memory.StateActive, CreatedBy: p.Subject, CreatedAt: at, UpdatedAt: at,
-		}
-		if i%50 == 0 {
-			m.State = memory.StateArchived
-		}
-		batch = append(batch, m)
-		if len(batch) == cap(batch) || i == n-1 {
-			if err := s.insertBatch(ctx, batch); err != nil {
-				t.Fatal(err)
-			}
-			batch = batch[:0]
-		}
+	if err := seedGenerated(ctx, s, newGenerator(42), n); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.RebuildGraph(ctx); err != nil {
 		t.Fatal(err)
