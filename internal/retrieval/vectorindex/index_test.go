@@ -25,11 +25,19 @@ func TestKernelsAgree(t *testing.T) {
 		for i := range vecs {
 			vecs[i] = int8(r.IntN(255) - 127)
 		}
-		got, want := make([]int32, n), make([]int32, n)
-		dotsInt8(q, vecs, got)
-		dotsInt8Go(q, vecs, want)
-		if !slices.Equal(got, want) {
-			t.Fatalf("dim %d: int8 kernel %v, want %v", dim, got[:4], want[:4])
+		// The extremes too: every code at ±127 (the kernel's int16 pair
+		// sums must not saturate) and zeros.
+		for i := range dim {
+			vecs[i], vecs[dim+i], vecs[2*dim+i] = 127, -127, 0
+			vecs[3*dim+i] = int8(127 * (1 - 2*(i%2)))
+		}
+		for _, qv := range [][]int8{q, slices.Repeat([]int8{127}, dim), slices.Repeat([]int8{-127}, dim), slices.Repeat([]int8{127, -127}, dim/2)} {
+			got, want := make([]int32, n), make([]int32, n)
+			dotsInt8(qv, vecs, got)
+			dotsInt8Go(qv, vecs, want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("dim %d: int8 kernel %v, want %v", dim, got[:4], want[:4])
+			}
 		}
 		fq, fv := randVec(r, dim), randVec(r, dim)
 		var exact float64

@@ -22,9 +22,13 @@ TEXT ·xgetbv(SB), NOSPLIT, $0-8
 // func dotsInt8AVX2(q, vecs *int8, dim, n int, out *int32)
 //
 // For each of n vectors of dim int8 values (dim a multiple of 32) stored
-// one after the other at vecs, writes its dot product with q to out: 32
-// values at a time are sign-extended to int16 and multiplied pairwise into
-// int32 lanes (VPMADDWD), which cannot overflow for int8 inputs.
+// one after the other at vecs, writes its dot product with q to out. 32
+// values at a time: the vector's absolute values (unsigned) times the
+// query's values with the vector's signs (VPABSB, VPSIGNB) are multiplied
+// and summed in pairs into int16 lanes (VPMADDUBSW), then into int32 lanes
+// (VPMADDWD by ones). Codes are in [-127, 127], so a pair sums to at most
+// 2·127·127 and nothing saturates; this is half the instructions of
+// widening both sides to int16 first.
 TEXT ·dotsInt8AVX2(SB), NOSPLIT, $0-40
 	MOVQ q+0(FP), AX
 	MOVQ vecs+8(FP), SI
@@ -33,20 +37,21 @@ TEXT ·dotsInt8AVX2(SB), NOSPLIT, $0-40
 	MOVQ out+32(FP), DI
 	TESTQ CX, CX
 	JZ idone
+	VPCMPEQW Y15, Y15, Y15
+	VPSRLW $15, Y15, Y15 // int16 ones
 ivec:
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
 	MOVQ AX, R8
 	MOVQ DX, R9
 iloop:
-	VPMOVSXBW (R8), Y4
-	VPMOVSXBW 16(R8), Y5
-	VPMOVSXBW (SI), Y6
-	VPMOVSXBW 16(SI), Y7
-	VPMADDWD Y6, Y4, Y4
-	VPMADDWD Y7, Y5, Y5
+	VMOVDQU (SI), Y6
+	VMOVDQU (R8), Y4
+	VPABSB Y6, Y7
+	VPSIGNB Y6, Y4, Y4
+	VPMADDUBSW Y4, Y7, Y4
+	VPMADDWD Y15, Y4, Y4
 	VPADDD Y4, Y0, Y0
-	VPADDD Y5, Y1, Y1
 	ADDQ $32, R8
 	ADDQ $32, SI
 	SUBQ $32, R9
