@@ -176,11 +176,22 @@ type GraphStore interface {
 	// GraphNeighbours is the graph neighbourhood as a retrieval source:
 	// the live visible memories matching f that mention one of the seed
 	// entities (normalized names) or one of the seeds' 20 strongest
-	// non-tag neighbours, best first, at most limit. A memory scores 1 for
-	// each seed it mentions and 0.5·w/(1+w) for each neighbour, w being
-	// the neighbour's co-mention and relation weight with the seeds.
+	// non-tag neighbours, best first, at most limit. Entities more than
+	// GraphCommonMentions memories mention are neither seeds nor
+	// neighbours (the neighbours are the 20 strongest others of the 60
+	// strongest). A memory scores 1 for each seed it mentions and
+	// 0.5·w/(1+w) for each neighbour, w being the neighbour's co-mention
+	// and relation weight with the seeds.
 	GraphNeighbours(ctx context.Context, a Access, seeds []string, f Filter, limit int) ([]Hit, error)
 }
+
+// GraphCommonMentions is how many of an org's memories may mention an
+// entity for it to take part in the graph source of search (as a seed or
+// a neighbour; GraphStore.GraphNeighbours). An entity named by more is
+// too common to say what a query is about — its neighbourhood is a large
+// part of the org, tied at one score — and walking it is what made the
+// source slow at 100k memories (docs/design.md, "The entity graph").
+const GraphCommonMentions = 200
 
 func (s *Service) graph() (GraphStore, error) {
 	g, ok := s.store.(GraphStore)

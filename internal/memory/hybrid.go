@@ -131,9 +131,9 @@ type Ranking struct {
 	// linked to an existing one of the same access entity (see Add); 0
 	// turns detection off.
 	NearDuplicate float64
-	// GraphBudget bounds how long the graph source may take, from the
-	// start of a search: a graph that has not answered by then is
-	// cancelled and left out of that search's fusion (0 waits for it).
+	// GraphBudget bounds how long a search waits for the graph source,
+	// from its start: a graph that has not answered by then is left out
+	// of that search's fusion, its query left to finish (0 waits for it).
 	GraphBudget time.Duration
 }
 
@@ -479,8 +479,7 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 	var (
 		wg             sync.WaitGroup
 		lexical, graph []Hit
-		vector, lexIx  []VectorHit
-		fromIndex      bool
+		vector         []VectorHit
 		lexErr, vecErr error
 		graphErr       error
 		reason         string
@@ -492,18 +491,15 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 	var graphDone chan graphResult
 	var graphLate <-chan time.Time
 	if r.GraphWeight > 0 {
-		// The graph runs on its own and is not waited for past its budget:
-		// it is cancelled then — its query stops, so that it does not keep
-		// a core busy for an answer that will be dropped (at 100k memories
-		// that made a team member's hybrid search several times slower).
-		gctx, cancel := context.WithCancel(ctx)
-		if r.GraphBudget > 0 {
-			gctx, cancel = context.WithTimeout(ctx, r.GraphBudget)
-		}
-		defer cancel()
+		// The graph runs on its own and is not waited for past its budget,
+		// but its query is not cancelled either: GraphCommonMentions
+		// bounds it to a few milliseconds, and cancelling costs more —
+		// pgx cancels by closing the connection (the pool then starts a
+		// new server process), SQLite's interrupt slowed the searches
+		// after it (docs/design.md, "Retrieval").
 		graphDone = make(chan graphResult, 1)
 		go func() {
-			hits, err := s.GraphNeighbours(gctx, a, q.Text, q.Filter, n)
+			hits, err := s.GraphNeighbours(context.WithoutCancel(ctx), a, q.Text, q.Filter, n)
 			graphDone <- graphResult{hits, err}
 		}()
 		if r.GraphBudget > 0 {
@@ -514,9 +510,14 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 	}
 	wg.Go(func() { vector, reason, vecErr = s.vectorSearch(ctx, a, q.Text, q.Filter, n) })
 	// The in-process lexical index answers in about a millisecond or less:
-	// it runs here while the vectors are searched; the store's search, its
-	// fallback, beside them.
-	if lexIx, fromIndex = s.indexLexical(ctx, a, q, n); !fromIndex {
+	// it runs here while the vectors are searched, and so does the read of
+	// its hits' rows; the store's search, its fallback, runs beside them.
+	if lexIx, fromIndex := s.indexLexical(ctx, a, q, n); fromIndex {
+		var lists [][]Hit
+		if lists, lexErr = s.lookupRanked(ctx, a, q.Filter, nil, lexIx); lexErr == nil {
+			lexical = lists[0]
+		}
+	} else {
 		wg.Go(func() { lexical, lexErr = s.store.Search(ctx, a, lq) })
 	}
 	wg.Wait()
@@ -559,15 +560,12 @@ func (s *Service) hybrid(ctx context.Context, a Access, q SearchQuery) (SearchRe
 		known[h.Memory.ID] = h.Memory
 	}
 	var vhits []Hit
-	if len(vector) > 0 || len(lexIx) > 0 {
-		lists, err := s.lookupRanked(ctx, a, q.Filter, known, vector, lexIx)
+	if len(vector) > 0 {
+		lists, err := s.lookupRanked(ctx, a, q.Filter, known, vector)
 		if err != nil {
 			return SearchResult{}, err
 		}
 		vhits = lists[0]
-		if fromIndex {
-			lexical = lists[1]
-		}
 	}
 
 	res.Hits = r.fuse([3][]Hit{lexical, vhits, graph}, queryTermsOf(q.Text), s.now().UTC(), q.Limit, q.Explain)

@@ -672,9 +672,17 @@ func (s *Store) GraphNeighbours(ctx context.Context, a memory.Access, seeds []st
 	wf.filter(f)
 	filter := wf.String()
 	w.args = wf.args
+	// An entity more memories mention than memory.GraphCommonMentions is
+	// neither a seed nor a neighbour; counting its mentions stops there.
+	over, most := w.arg(memory.GraphCommonMentions+1), w.arg(memory.GraphCommonMentions)
+	common := func(id string) string {
+		return `(SELECT count(*) FROM (SELECT 1 FROM mentions c WHERE c.org_id = ` + org + ` AND c.entity_id = ` + id +
+			` LIMIT ` + over + `) n) > ` + most
+	}
 	query := `WITH seed AS MATERIALIZED (
-			SELECT id FROM entities WHERE org_id = ` + org + ` AND name = ANY(` + seedArg + `)),
-		near AS MATERIALIZED (
+			SELECT e.id FROM entities e WHERE e.org_id = ` + org + ` AND e.name = ANY(` + seedArg + `)
+			AND NOT ` + common("e.id") + `),
+		candidates AS MATERIALIZED (
 			SELECT id, sum(w) AS w FROM (
 				SELECT x2.entity_id AS id, count(*) AS w
 				FROM seed
@@ -688,7 +696,10 @@ func (s *Store) GraphNeighbours(ctx context.Context, a memory.Access, seeds []st
 				FROM edges g JOIN memories m ON m.org_id = g.org_id AND m.id = g.memory_id
 				WHERE g.org_id = ` + org + ` AND (g.src IN (SELECT id FROM seed)) <> (g.dst IN (SELECT id FROM seed)) AND ` + acc + `
 				GROUP BY 1) n
-			GROUP BY id ORDER BY sum(w) DESC, id LIMIT 20),
+			GROUP BY id ORDER BY sum(w) DESC, id LIMIT 60),
+		near AS MATERIALIZED (
+			SELECT id, w FROM candidates WHERE NOT ` + common("candidates.id") + `
+			ORDER BY w DESC, id LIMIT 20),
 		weights AS (
 			SELECT id, 1.0::float8 AS w FROM seed
 			UNION ALL
@@ -698,7 +709,11 @@ func (s *Store) GraphNeighbours(ctx context.Context, a memory.Access, seeds []st
 			FROM weights JOIN mentions x ON x.org_id = ` + org + ` AND x.entity_id = weights.id
 			GROUP BY x.memory_id)
 		SELECT ` + memoryColumns + `, s.score
-		FROM scored s JOIN memories m ON m.org_id = ` + org + ` AND m.id = s.id
+		FROM scored s CROSS JOIN LATERAL (
+			-- Each scored memory read by its key (OFFSET 0 keeps the
+			-- planner from turning this into a hash join over every
+			-- memory the caller may see, which it estimated cheaper).
+			SELECT * FROM memories m WHERE m.org_id = ` + org + ` AND m.id = s.id OFFSET 0) m
 		WHERE ` + acc + ` AND ` + filter + `
 		ORDER BY s.score DESC, m.id LIMIT ` + w.arg(limit)
 	rows, err := s.pool.Query(ctx, query, w.args...)

@@ -612,9 +612,13 @@ func (s *Store) GraphNeighbours(ctx context.Context, a memory.Access, seeds []st
 	var w where
 	w.access(a)
 	w.filter(f)
+	// An entity more memories mention than memory.GraphCommonMentions is
+	// neither a seed nor a neighbour; counting its mentions stops there.
+	common := `(SELECT count(*) FROM (SELECT 1 FROM mentions c WHERE c.entity_id = %s LIMIT ?)) > ?`
 	query := `WITH seed AS MATERIALIZED (
-			SELECT id FROM entities WHERE org_id = ? AND name IN (SELECT value FROM json_each(?))),
-		near AS MATERIALIZED (
+			SELECT e.id FROM entities e WHERE e.org_id = ? AND e.name IN (SELECT value FROM json_each(?))
+			AND NOT ` + fmt.Sprintf(common, "e.id") + `),
+		candidates AS MATERIALIZED (
 			SELECT id, sum(w) AS w FROM (
 				SELECT x2.entity_id AS id, count(*) AS w
 				FROM seed
@@ -628,7 +632,10 @@ func (s *Store) GraphNeighbours(ctx context.Context, a memory.Access, seeds []st
 				FROM edges g CROSS JOIN memories m ON m.seq = g.memory_seq
 				WHERE (g.src IN (SELECT id FROM seed)) <> (g.dst IN (SELECT id FROM seed)) AND ` + acc.String() + `
 				GROUP BY 1)
-			GROUP BY id ORDER BY sum(w) DESC, id LIMIT 20),
+			GROUP BY id ORDER BY sum(w) DESC, id LIMIT 60),
+		near AS MATERIALIZED (
+			SELECT id, w FROM candidates WHERE NOT ` + fmt.Sprintf(common, "candidates.id") + `
+			ORDER BY w DESC, id LIMIT 20),
 		weights AS (
 			SELECT id, 1.0 AS w FROM seed
 			UNION ALL
@@ -641,9 +648,11 @@ func (s *Store) GraphNeighbours(ctx context.Context, a memory.Access, seeds []st
 		FROM scored s CROSS JOIN memories m ON m.seq = s.seq
 		WHERE ` + w.String() + `
 		ORDER BY s.score DESC, m.id LIMIT ?`
-	args := []any{a.OrgID, jsonArg(seeds)}
+	over := memory.GraphCommonMentions + 1
+	args := []any{a.OrgID, jsonArg(seeds), over, memory.GraphCommonMentions}
 	args = append(args, acc.args...)
 	args = append(args, acc.args...)
+	args = append(args, over, memory.GraphCommonMentions)
 	args = append(args, w.args...)
 	args = append(args, limit)
 	rows, err := s.query(ctx, query, args...)

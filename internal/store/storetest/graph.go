@@ -39,6 +39,7 @@ func testGraph(t *testing.T, e *env) {
 		{"Aggregate", testGraphAggregate},
 		{"TagCooccurrence", testGraphTags},
 		{"Neighbours", testGraphNeighbours},
+		{"NeighboursSkipCommonEntities", testGraphCommon},
 		{"Isolation", testGraphIsolation},
 	} {
 		// One store for all: each part uses names of its own.
@@ -568,6 +569,47 @@ func testGraphNeighbours(t *testing.T, ge *graphEnv) {
 	}
 	if hits, err := ge.svc.GraphNeighbours(ge.as(frank), memory.AccessFor(frank), "rate limiter", memory.Filter{}, 10); err != nil || len(hits) != 0 {
 		t.Errorf("graph neighbours for another team: %d hits, %v", len(hits), err)
+	}
+}
+
+// testGraphCommon: an entity more than memory.GraphCommonMentions memories
+// mention is neither a seed nor a neighbour of the graph source; at the
+// limit it is both.
+func testGraphCommon(t *testing.T, ge *graphEnv) {
+	var filler []memory.Memory
+	for i := range memory.GraphCommonMentions {
+		filler = append(filler, ge.add(alice, memory.Input{Content: fmt.Sprintf("filler note %d", i), Scope: "team", Entity: "hub"}))
+	}
+	rare := ge.add(alice, memory.Input{Content: "the rare one", Scope: "team", Entity: "rarity", ArtifactRef: "hub"})
+	a := memory.AccessFor(alice)
+	neighbours := func(query string) []string {
+		t.Helper()
+		hits, err := ge.svc.GraphNeighbours(ge.as(alice), a, query, memory.Filter{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, h := range hits {
+			ids = append(ids, h.Memory.ID)
+		}
+		return ids
+	}
+	// hub: GraphCommonMentions + 1 memories.
+	if got := neighbours("what about hub"); len(got) != 0 {
+		t.Errorf("graph neighbours of a common entity: %d hits, want none", len(got))
+	}
+	if got := neighbours("what about rarity"); !slices.Equal(got, []string{rare.ID}) {
+		t.Errorf("graph neighbours of rarity, whose only neighbour is common: %v, want only %s", got, rare.ID)
+	}
+	if _, err := ge.svc.Delete(ge.as(alice), filler[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	// hub: GraphCommonMentions memories.
+	if got := neighbours("what about hub"); len(got) != 10 {
+		t.Errorf("graph neighbours of an entity at the limit: %d hits, want 10", len(got))
+	}
+	if got := neighbours("what about rarity"); len(got) != 10 || got[0] != rare.ID {
+		t.Errorf("graph neighbours of rarity, whose neighbour is at the limit: %v, want 10 with %s first", got, rare.ID)
 	}
 }
 
