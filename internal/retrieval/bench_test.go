@@ -17,6 +17,7 @@ package retrieval_test
 // RETRIEVAL_BENCH_DIR keeps the SQLite database there, and a later run of
 // the same size uses it instead of seeding again (the add benchmark makes
 // it grow by -benchtime memories each run);
+// RETRIEVAL_BENCH_DATABASE_URL does the same with a PostgreSQL database;
 // RETRIEVAL_BENCH_RANKING tunes search as serve's --search-ranking.
 
 import (
@@ -31,6 +32,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
 	"github.com/codingbrain/codingbrain/internal/embed"
@@ -148,11 +151,17 @@ func newWorld(b *testing.B, kind string) *benchWorld {
 		}
 		st, err = sqlite.Open(context.Background(), filepath.Join(dir, "codingbrain.db"))
 	case "postgres":
-		if _, perr := pgtest.Available(); perr != nil {
-			b.Skip(perr)
+		// RETRIEVAL_BENCH_DATABASE_URL keeps the database, as
+		// RETRIEVAL_BENCH_DIR does SQLite's.
+		url := os.Getenv("RETRIEVAL_BENCH_DATABASE_URL")
+		if url == "" {
+			if _, perr := pgtest.Available(); perr != nil {
+				b.Skip(perr)
+			}
+			url = pgtest.Database(b)
 		}
 		var ps *postgres.Store
-		ps, err = postgres.Open(context.Background(), postgres.Config{URL: pgtest.Database(b), StatementTimeout: time.Minute})
+		ps, err = postgres.Open(context.Background(), postgres.Config{URL: url, StatementTimeout: time.Minute})
 		if err == nil {
 			_, err = ps.Migrate(context.Background())
 			st = ps
@@ -163,12 +172,19 @@ func newWorld(b *testing.B, kind string) *benchWorld {
 	}
 	b.Cleanup(func() { st.Close() })
 	w := &benchWorld{st: st, emb: embed.NewBuiltin()}
-	// A database kept in RETRIEVAL_BENCH_DIR by an earlier run of the same
-	// size is used as it is (a marker file records the size seeded).
+	// A database kept by an earlier run of the same size is used as it is
+	// (in RETRIEVAL_BENCH_DIR a marker file records the size seeded; in
+	// RETRIEVAL_BENCH_DATABASE_URL it is the count of memories, which the
+	// add benchmark makes grow).
 	marker := ""
 	if dir := os.Getenv("RETRIEVAL_BENCH_DIR"); dir != "" && kind == "sqlite" {
 		marker = filepath.Join(dir, fmt.Sprintf("seeded-%d", benchN()))
 		if _, err := os.Stat(marker); err == nil {
+			return w
+		}
+	}
+	if url := os.Getenv("RETRIEVAL_BENCH_DATABASE_URL"); url != "" && kind == "postgres" {
+		if pgMemories(b, url) >= benchN() {
 			return w
 		}
 	}
@@ -181,6 +197,20 @@ func newWorld(b *testing.B, kind string) *benchWorld {
 		}
 	}
 	return w
+}
+
+// pgMemories counts the memories of the database at url.
+func pgMemories(b *testing.B, url string) int {
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM memories").Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // seed stores n memories straight through the store (the service's path
@@ -212,7 +242,7 @@ func seed(b *testing.B, w *benchWorld, n int) {
 				}
 				m := memory.Memory{ID: id, OrgID: "acme", Content: g.content(i), Scope: scope, Source: "user",
 					Category: memory.Categories[i%len(memory.Categories)], Entity: g.pick(services),
-					Tags: map[string]any{g.pick(techs): true}, AccessEntity: entity, App: "bench", State: memory.StateActive,
+					Tags: map[string]any{g.pick(techs): true, docWords(i)[0]: true}, AccessEntity: entity, App: "bench", State: memory.StateActive,
 					CreatedBy: "seed", CreatedAt: at, UpdatedAt: at}
 				m.ContentHash = memory.ContentHash(m.Content)
 				if _, _, err := w.st.Create(ctx, m, "seed"); err != nil {
@@ -317,6 +347,33 @@ func BenchmarkRetrieval(b *testing.B) {
 					})
 				}
 			}
+			for _, who := range []string{"org", "team"} {
+				// The graph source alone, as hybrid search asks it (without
+				// its budget); answered is the share of queries it finds
+				// memories for (the rest name no entity, or only ones too
+				// common to take part: memory.GraphCommonMentions).
+				b.Run("graph-source/access="+who, func(b *testing.B) {
+					ctx := auth.WithPrincipal(context.Background(), benchPrincipals[who])
+					a := memory.AccessFor(benchPrincipals[who])
+					g := gen{rand.New(rand.NewPCG(1, 2))}
+					var lat []time.Duration
+					answered := 0
+					for b.Loop() {
+						q := g.query(benchN())
+						start := time.Now()
+						hits, err := svc.GraphNeighbours(ctx, a, q, memory.Filter{}, 20)
+						lat = append(lat, time.Since(start))
+						if err != nil {
+							b.Fatal(err)
+						}
+						if len(hits) > 0 {
+							answered++
+						}
+					}
+					percentiles(b, lat)
+					b.ReportMetric(float64(answered)/float64(len(lat)), "answered")
+				})
+			}
 			b.Run("add", func(b *testing.B) {
 				ctx := auth.WithPrincipal(context.Background(), benchPrincipals["org"])
 				g := gen{rand.New(rand.NewPCG(3, 4))}
@@ -324,7 +381,8 @@ func BenchmarkRetrieval(b *testing.B) {
 				i := 0
 				for b.Loop() {
 					i++
-					in := memory.Input{Content: g.content(10_000_000 + i), Scope: "org", Entity: g.pick(services)}
+					in := memory.Input{Content: g.content(10_000_000 + i), Scope: "org", Entity: g.pick(services),
+						Tags: map[string]any{g.pick(techs): true, docWords(10_000_000 + i)[0]: true}}
 					start := time.Now()
 					if _, _, err := svc.Add(ctx, in); err != nil {
 						b.Fatal(err)
