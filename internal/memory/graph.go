@@ -191,7 +191,7 @@ type GraphStore interface {
 // too common to say what a query is about — its neighbourhood is a large
 // part of the org, tied at one score — and walking it is what made the
 // source slow at 100k memories (docs/design.md, "The entity graph").
-const GraphCommonMentions = 200
+const GraphCommonMentions = 100
 
 func (s *Service) graph() (GraphStore, error) {
 	g, ok := s.store.(GraphStore)
