@@ -19,11 +19,6 @@ var (
 	_ gdpr.RetentionStore = (*Store)(nil)
 )
 
-// pgQueryer is the pool or a transaction.
-type pgQueryer interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
 // needleCond is "text contains one of needles" for lower-case needles,
 // with parameters from $first on. The text is taken in the database's
 // default collation: identifier columns are "C", whose lower() folds ASCII
@@ -52,7 +47,7 @@ func (s *Store) SubjectRows(ctx context.Context, orgID, subject string, needles 
 	return rows, s.dbErr(err)
 }
 
-func subjectRows(ctx context.Context, q pgQueryer, org, subject string, needles []string) (gdpr.Rows, error) {
+func subjectRows(ctx context.Context, q querier, org, subject string, needles []string) (gdpr.Rows, error) {
 	var out gdpr.Rows
 	each := func(what, query string, args []any, scan func(pgx.Rows) error) error {
 		rows, err := q.Query(ctx, query, args...)
