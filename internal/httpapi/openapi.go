@@ -39,6 +39,25 @@ func OpenAPI(version string) (map[string]any, error) {
 	errResp := func(desc string) map[string]any {
 		return map[string]any{"description": desc, "content": map[string]any{"application/json": map[string]any{"schema": errRef}}}
 	}
+	// The rate limit's headers (ratelimit.go), on every answer of a route
+	// whose class is limited, and Retry-After on 429.
+	headerRef := func(names ...string) map[string]any {
+		hs := map[string]any{}
+		for _, n := range names {
+			hs[n] = map[string]any{"$ref": "#/components/headers/" + n}
+		}
+		return hs
+	}
+	rateHeaders := []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+	intHeader := func(desc string) map[string]any {
+		return map[string]any{"description": desc, "schema": map[string]any{"type": "integer", "minimum": 0}}
+	}
+	headers := map[string]any{
+		"X-RateLimit-Limit":     intHeader("requests the caller's bucket for this route class holds (sent while the class is limited)"),
+		"X-RateLimit-Remaining": intHeader("whole requests left in the bucket"),
+		"X-RateLimit-Reset":     intHeader("seconds until the bucket is full again"),
+		"Retry-After":           intHeader("seconds until one request is allowed"),
+	}
 	paths := map[string]any{}
 	for _, rt := range Routes() {
 		op := map[string]any{
@@ -72,13 +91,16 @@ func OpenAPI(version string) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
+		limited := errResp("rate limited: the caller's bucket for this route class is empty")
+		limited["headers"] = headerRef(append(rateHeaders, "Retry-After")...)
 		responses := map[string]any{
-			fmt.Sprint(rt.Status): map[string]any{"description": "success", "content": content([]string{rt.ResponseType}, resp)},
-			"400":                 errResp("invalid input; error.field names the field"),
-			"401":                 errResp("missing or invalid token"),
-			"403":                 errResp("insufficient scope or grants"),
-			"429":                 errResp("rate limited"),
-			"500":                 errResp("internal error; error.request_id identifies it"),
+			fmt.Sprint(rt.Status): map[string]any{"description": "success", "content": content([]string{rt.ResponseType}, resp),
+				"headers": headerRef(rateHeaders...)},
+			"400": errResp("invalid input; error.field names the field"),
+			"401": errResp("missing or invalid token"),
+			"403": errResp("insufficient scope or grants"),
+			"429": limited,
+			"500": errResp("internal error; error.request_id identifies it"),
 		}
 		if strings.Contains(rt.Path, "{id}") {
 			responses["404"] = errResp("no such memory visible to the caller")
@@ -108,6 +130,7 @@ func OpenAPI(version string) (map[string]any, error) {
 		"paths": paths,
 		"components": map[string]any{
 			"schemas":         schemas,
+			"headers":         headers,
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT or API key (cb_<id>_<secret>)"}},
 		},
 	}, nil

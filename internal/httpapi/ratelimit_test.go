@@ -101,6 +101,24 @@ func TestRateLimitPerPrincipal(t *testing.T) {
 	if r.header.Get("X-RateLimit-Remaining") != "0" || r.header.Get("X-RateLimit-Limit") != "3" {
 		t.Errorf("429 headers: %v", r.header)
 	}
+	// The OpenAPI document describes exactly the headers a 429 carries.
+	doc, err := httpapi.OpenAPI("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := doc["paths"].(map[string]any)["/api/v1/memories"].(map[string]any)["get"].(map[string]any)["responses"].(map[string]any)["429"].(map[string]any)
+	documented := map[string]bool{}
+	for name := range limited["headers"].(map[string]any) {
+		documented[http.CanonicalHeaderKey(name)] = true
+		if r.header.Get(name) == "" {
+			t.Errorf("OpenAPI documents %s on 429, which the answer lacks", name)
+		}
+	}
+	for name := range r.header {
+		if (strings.HasPrefix(name, "X-Ratelimit-") || name == "Retry-After") && !documented[name] {
+			t.Errorf("429 carries %s, which OpenAPI does not document", name)
+		}
+	}
 	if n := rej.get(httpapi.ClassRead); n != 1 {
 		t.Errorf("%d read rejections counted, want 1", n)
 	}
