@@ -67,13 +67,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return open(ctx, cfg, sub)
 }
 
-func open(ctx context.Context, cfg Config, migrations fs.FS) (*Store, error) {
-	if strings.TrimSpace(cfg.URL) == "" {
-		return nil, errors.New("open postgres: no database URL")
-	}
+// poolConfig is the pool configuration of cfg, for the primary and for
+// each replica alike.
+func poolConfig(cfg Config) (*pgxpool.Config, error) {
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, err
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
@@ -86,6 +85,17 @@ func open(ctx context.Context, cfg Config, migrations fs.FS) (*Store, error) {
 	}
 	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
 		pc.ConnConfig.RuntimeParams["application_name"] = "codingbrain"
+	}
+	return pc, nil
+}
+
+func open(ctx context.Context, cfg Config, migrations fs.FS) (*Store, error) {
+	if strings.TrimSpace(cfg.URL) == "" {
+		return nil, errors.New("open postgres: no database URL")
+	}
+	pc, err := poolConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

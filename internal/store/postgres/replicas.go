@@ -100,21 +100,9 @@ var _ memory.Store = (*Routed)(nil)
 // OpenReplica connects a pool to a replica without requiring it to answer
 // now: a replica that is down at start gets reads once it is up.
 func OpenReplica(cfg Config) (*Store, error) {
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	pc, err := poolConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open replica: %w", err)
-	}
-	if cfg.MaxConns > 0 {
-		pc.MaxConns = cfg.MaxConns
-	}
-	if cfg.ConnectTimeout > 0 {
-		pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
-	}
-	if cfg.StatementTimeout > 0 {
-		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
-	}
-	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
-		pc.ConnConfig.RuntimeParams["application_name"] = "codingbrain"
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
