@@ -11,7 +11,6 @@ import (
 
 	"github.com/codingbrain/codingbrain/internal/embed"
 	"github.com/codingbrain/codingbrain/internal/memory"
-	"github.com/codingbrain/codingbrain/internal/pgtest"
 	"github.com/codingbrain/codingbrain/internal/retrieval"
 )
 
@@ -36,67 +35,59 @@ func lexicalIDs(t *testing.T, v *retrieval.Vectors, a memory.Access, f memory.Fi
 // lexical index through the change feed, and B's lexical search answers
 // from it.
 func TestLexicalFollowsAnotherReplica(t *testing.T) {
-	for name, open := range openers {
-		t.Run(name, func(t *testing.T) {
-			if name == "postgres" {
-				if _, err := pgtest.Available(); err != nil {
-					t.Skip(err)
-				}
-			}
-			sa, sb := open(t)
-			emb := embed.NewBuiltin()
-			svcA := memory.NewService(sa, memory.Options{Vectors: vectors(t, emb, sa)})
-			vb := vectors(t, emb, sb)
-			svcB := memory.NewService(sb, memory.Options{Vectors: vb})
-			alice := as("acme", "alice", "org:acme", "team:acme/api")
-			org := memory.Access{OrgID: "acme", Entities: []string{"org:acme"}}
-			has := func(f memory.Filter, text, id string) func() bool {
-				return func() bool { return slices.Equal(lexicalIDs(t, vb, org, f, text), []string{id}) }
-			}
-			gone := func(f memory.Filter, text string) func() bool {
-				return func() bool { return len(lexicalIDs(t, vb, org, f, text)) == 0 }
-			}
+	forEachStore(t, func(t *testing.T, sa, sb store) {
+		emb := embed.NewBuiltin()
+		svcA := memory.NewService(sa, memory.Options{Vectors: vectors(t, emb, sa)})
+		vb := vectors(t, emb, sb)
+		svcB := memory.NewService(sb, memory.Options{Vectors: vb})
+		alice := as("acme", "alice", "org:acme", "team:acme/api")
+		org := memory.Access{OrgID: "acme", Entities: []string{"org:acme"}}
+		has := func(f memory.Filter, text, id string) func() bool {
+			return func() bool { return slices.Equal(lexicalIDs(t, vb, org, f, text), []string{id}) }
+		}
+		gone := func(f memory.Filter, text string) func() bool {
+			return func() bool { return len(lexicalIDs(t, vb, org, f, text)) == 0 }
+		}
 
-			m := add(t, svcA, alice, memory.Input{Content: "Zanzibar consumers commit offsets only after the ledger write."})
-			eventually(t, "B's index holds A's new memory", has(memory.Filter{}, "zanzibar offsets", m.ID))
-			res := search(t, svcB, alice, memory.SearchQuery{Text: "zanzibar", Mode: memory.ModeLexical})
-			if len(res.Hits) != 1 || res.Hits[0].Memory.ID != m.ID || res.Hits[0].Memory.Content != m.Content {
-				t.Fatalf("B's lexical search: %v", hitIDs(res.Hits))
-			}
+		m := add(t, svcA, alice, memory.Input{Content: "Zanzibar consumers commit offsets only after the ledger write."})
+		eventually(t, "B's index holds A's new memory", has(memory.Filter{}, "zanzibar offsets", m.ID))
+		res := search(t, svcB, alice, memory.SearchQuery{Text: "zanzibar", Mode: memory.ModeLexical})
+		if len(res.Hits) != 1 || res.Hits[0].Memory.ID != m.ID || res.Hits[0].Memory.Content != m.Content {
+			t.Fatalf("B's lexical search: %v", hitIDs(res.Hits))
+		}
 
-			changed := "Quokka consumers commit offsets before the ledger write."
-			if _, err := svcA.Update(alice, m.ID, memory.Patch{Content: &changed}); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "B's index has the new words", has(memory.Filter{}, "quokka", m.ID))
-			eventually(t, "B's index lost the old words", gone(memory.Filter{}, "zanzibar"))
+		changed := "Quokka consumers commit offsets before the ledger write."
+		if _, err := svcA.Update(alice, m.ID, memory.Patch{Content: &changed}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B's index has the new words", has(memory.Filter{}, "quokka", m.ID))
+		eventually(t, "B's index lost the old words", gone(memory.Filter{}, "zanzibar"))
 
-			team, scope := "team:acme/api", memory.Scope("team")
-			if _, err := svcA.Update(alice, m.ID, memory.Patch{Scope: &scope, AccessEntity: &team}); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "B sees the move to a team", gone(memory.Filter{}, "quokka"))
-			teamAccess := memory.Access{OrgID: "acme", Entities: []string{team}}
-			if got := lexicalIDs(t, vb, teamAccess, memory.Filter{}, "quokka"); !slices.Equal(got, []string{m.ID}) {
-				t.Fatalf("the team sees %v", got)
-			}
-			org = teamAccess
+		team, scope := "team:acme/api", memory.Scope("team")
+		if _, err := svcA.Update(alice, m.ID, memory.Patch{Scope: &scope, AccessEntity: &team}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B sees the move to a team", gone(memory.Filter{}, "quokka"))
+		teamAccess := memory.Access{OrgID: "acme", Entities: []string{team}}
+		if got := lexicalIDs(t, vb, teamAccess, memory.Filter{}, "quokka"); !slices.Equal(got, []string{m.ID}) {
+			t.Fatalf("the team sees %v", got)
+		}
+		org = teamAccess
 
-			if _, err := svcA.Transition(alice, m.ID, memory.ActionArchive); err != nil {
-				t.Fatal(err)
-			}
-			active := memory.Filter{States: []memory.State{memory.StateActive}}
-			eventually(t, "B sees the archive", gone(active, "quokka"))
-			if !has(memory.Filter{States: []memory.State{memory.StateArchived}}, "quokka", m.ID)() {
-				t.Fatal("the archived memory left B's index")
-			}
+		if _, err := svcA.Transition(alice, m.ID, memory.ActionArchive); err != nil {
+			t.Fatal(err)
+		}
+		active := memory.Filter{States: []memory.State{memory.StateActive}}
+		eventually(t, "B sees the archive", gone(active, "quokka"))
+		if !has(memory.Filter{States: []memory.State{memory.StateArchived}}, "quokka", m.ID)() {
+			t.Fatal("the archived memory left B's index")
+		}
 
-			if _, err := svcA.Delete(alice, m.ID); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "B drops the deleted memory", func() bool { return vb.LexicalLen() == 0 })
-		})
-	}
+		if _, err := svcA.Delete(alice, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B drops the deleted memory", func() bool { return vb.LexicalLen() == 0 })
+	})
 }
 
 // TestLexicalLoadsEveryMemory: at start the lexical index holds every live
@@ -161,52 +152,44 @@ func TestLexicalFallback(t *testing.T) {
 // its current content, and not what A changed or deleted: a lexical search
 // first applies what the feed has committed since.
 func TestLexicalSeesOtherReplicasAtOnce(t *testing.T) {
-	for name, open := range openers {
-		t.Run(name, func(t *testing.T) {
-			if name == "postgres" {
-				if _, err := pgtest.Available(); err != nil {
-					t.Skip(err)
-				}
-			}
-			sa, sb := open(t)
-			emb := embed.NewBuiltin()
-			svcA := memory.NewService(sa, memory.Options{Vectors: vectors(t, emb, sa)})
-			vb := retrieval.New(emb, sb, retrieval.Options{Every: time.Hour, Recheck: time.Hour, StatusEvery: time.Hour})
-			if err := vb.Load(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = vb.Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-done; vb.Close() })
-			svcB := memory.NewService(sb, memory.Options{Vectors: vb})
-			alice := as("acme", "alice", "org:acme")
-			find := func(text string) []memory.Hit {
-				return search(t, svcB, alice, memory.SearchQuery{Text: text, Mode: memory.ModeLexical}).Hits
-			}
+	forEachStore(t, func(t *testing.T, sa, sb store) {
+		emb := embed.NewBuiltin()
+		svcA := memory.NewService(sa, memory.Options{Vectors: vectors(t, emb, sa)})
+		vb := retrieval.New(emb, sb, retrieval.Options{Every: time.Hour, Recheck: time.Hour, StatusEvery: time.Hour})
+		if err := vb.Load(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = vb.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done; vb.Close() })
+		svcB := memory.NewService(sb, memory.Options{Vectors: vb})
+		alice := as("acme", "alice", "org:acme")
+		find := func(text string) []memory.Hit {
+			return search(t, svcB, alice, memory.SearchQuery{Text: text, Mode: memory.ModeLexical}).Hits
+		}
 
-			m := add(t, svcA, alice, memory.Input{Content: "The narwhal exporter batches metrics every ten seconds."})
-			if hs := find("narwhal exporter"); len(hs) != 1 || hs[0].Memory.ID != m.ID {
-				t.Fatalf("B right after A's write: %v", hitIDs(hs))
-			}
-			changed := "The okapi exporter batches metrics every minute."
-			if _, err := svcA.Update(alice, m.ID, memory.Patch{Content: &changed}); err != nil {
-				t.Fatal(err)
-			}
-			if hs := find("okapi"); len(hs) != 1 || hs[0].Memory.Content != changed {
-				t.Fatalf("B right after A's change: %v", hs)
-			}
-			if got := lexicalIDs(t, vb, memory.Access{OrgID: "acme", Entities: []string{"org:acme"}}, memory.Filter{}, "narwhal"); len(got) != 0 {
-				t.Fatalf("B's index still holds the old words: %v", got)
-			}
-			if _, err := svcA.Delete(alice, m.ID); err != nil {
-				t.Fatal(err)
-			}
-			if hs := find("okapi"); len(hs) != 0 || vb.LexicalLen() != 0 {
-				t.Fatalf("B right after A's delete: %v, %d in the index", hitIDs(hs), vb.LexicalLen())
-			}
-		})
-	}
+		m := add(t, svcA, alice, memory.Input{Content: "The narwhal exporter batches metrics every ten seconds."})
+		if hs := find("narwhal exporter"); len(hs) != 1 || hs[0].Memory.ID != m.ID {
+			t.Fatalf("B right after A's write: %v", hitIDs(hs))
+		}
+		changed := "The okapi exporter batches metrics every minute."
+		if _, err := svcA.Update(alice, m.ID, memory.Patch{Content: &changed}); err != nil {
+			t.Fatal(err)
+		}
+		if hs := find("okapi"); len(hs) != 1 || hs[0].Memory.Content != changed {
+			t.Fatalf("B right after A's change: %v", hs)
+		}
+		if got := lexicalIDs(t, vb, memory.Access{OrgID: "acme", Entities: []string{"org:acme"}}, memory.Filter{}, "narwhal"); len(got) != 0 {
+			t.Fatalf("B's index still holds the old words: %v", got)
+		}
+		if _, err := svcA.Delete(alice, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		if hs := find("okapi"); len(hs) != 0 || vb.LexicalLen() != 0 {
+			t.Fatalf("B right after A's delete: %v, %d in the index", hitIDs(hs), vb.LexicalLen())
+		}
+	})
 }
 
 // TestLexicalAgreesWithStore: for marker words, lexical search through the
@@ -215,17 +198,9 @@ func TestLexicalSeesOtherReplicasAtOnce(t *testing.T) {
 // and the same filters (category, scope, state, tags, entity, access
 // entity) — after creates, content changes, archives and deletes.
 func TestLexicalAgreesWithStore(t *testing.T) {
-	for name, open := range openers {
-		t.Run(name, func(t *testing.T) {
-			if name == "postgres" {
-				if _, err := pgtest.Available(); err != nil {
-					t.Skip(err)
-				}
-			}
-			st, _ := open(t)
-			agreesWithStore(t, st)
-		})
-	}
+	forEachStore(t, func(t *testing.T, st, _ store) {
+		agreesWithStore(t, st)
+	})
 }
 
 func agreesWithStore(t *testing.T, st store) {

@@ -49,6 +49,17 @@ var openers = map[string]func(t *testing.T) (store, store){
 	},
 }
 
+// forEachStore runs fn on each kind of store, with two stores on one
+// database as two replicas.
+func forEachStore(t *testing.T, fn func(t *testing.T, a, b store)) {
+	for name, open := range openers {
+		t.Run(name, func(t *testing.T) {
+			a, b := open(t)
+			fn(t, a, b)
+		})
+	}
+}
+
 func openSQLite(t *testing.T, path string) *sqlite.Store {
 	s, err := sqlite.Open(t.Context(), path)
 	if err != nil {
@@ -309,51 +320,43 @@ func TestNearDuplicates(t *testing.T) {
 // what replica A writes — a new memory, a changed content, an archive, a
 // delete — reaches replica B's index through the change feed.
 func TestFollowsAnotherReplica(t *testing.T) {
-	for name, open := range openers {
-		t.Run(name, func(t *testing.T) {
-			if name == "postgres" {
-				if _, err := pgtest.Available(); err != nil {
-					t.Skip(err)
-				}
-			}
-			sa, sb := open(t)
-			emb := embed.NewBuiltin()
-			va := vectors(t, emb, sa)
-			vb := vectors(t, emb, sb)
-			svcA := memory.NewService(sa, memory.Options{Vectors: va})
-			svcB := memory.NewService(sb, memory.Options{Vectors: vb})
-			alice := as("acme", "alice", "org:acme")
+	forEachStore(t, func(t *testing.T, sa, sb store) {
+		emb := embed.NewBuiltin()
+		va := vectors(t, emb, sa)
+		vb := vectors(t, emb, sb)
+		svcA := memory.NewService(sa, memory.Options{Vectors: va})
+		svcB := memory.NewService(sb, memory.Options{Vectors: vb})
+		alice := as("acme", "alice", "org:acme")
 
-			m := add(t, svcA, alice, memory.Input{Content: "Kafka consumers commit offsets only after the write to the ledger."})
-			found := func(text string, f memory.Filter) func() bool {
-				return func() bool {
-					res, err := svcB.Search(alice, memory.SearchQuery{Text: text, Mode: memory.ModeVector, Filter: f, Limit: 1}, memory.ViaREST)
-					return err == nil && len(res.Hits) == 1 && res.Hits[0].Memory.ID == m.ID && res.Hits[0].Memory.Content == text
-				}
+		m := add(t, svcA, alice, memory.Input{Content: "Kafka consumers commit offsets only after the write to the ledger."})
+		found := func(text string, f memory.Filter) func() bool {
+			return func() bool {
+				res, err := svcB.Search(alice, memory.SearchQuery{Text: text, Mode: memory.ModeVector, Filter: f, Limit: 1}, memory.ViaREST)
+				return err == nil && len(res.Hits) == 1 && res.Hits[0].Memory.ID == m.ID && res.Hits[0].Memory.Content == text
 			}
-			eventually(t, "B finds A's new memory", found(m.Content, memory.Filter{}))
+		}
+		eventually(t, "B finds A's new memory", found(m.Content, memory.Filter{}))
 
-			changed := "Kafka consumers commit offsets before the ledger write, and dedupe on replay."
-			if _, err := svcA.Update(alice, m.ID, memory.Patch{Content: &changed}); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "B has the changed content's vector", func() bool {
-				hits, err := vb.Nearest(t.Context(), memory.AccessFor(auth.Principal{OrgID: "acme", Subject: "alice", Grants: []string{"org:acme"}}),
-					memory.Filter{}, mustEmbed(t, vb, changed), 1)
-				return err == nil && len(hits) == 1 && hits[0].ID == m.ID && hits[0].Score > 0.999
-			})
-
-			if _, err := svcA.Transition(alice, m.ID, memory.ActionArchive); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "B sees the archive", found(changed, memory.Filter{States: []memory.State{memory.StateArchived}}))
-
-			if _, err := svcA.Delete(alice, m.ID); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "B drops the deleted memory", func() bool { return vb.Len() == 0 })
+		changed := "Kafka consumers commit offsets before the ledger write, and dedupe on replay."
+		if _, err := svcA.Update(alice, m.ID, memory.Patch{Content: &changed}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B has the changed content's vector", func() bool {
+			hits, err := vb.Nearest(t.Context(), memory.AccessFor(auth.Principal{OrgID: "acme", Subject: "alice", Grants: []string{"org:acme"}}),
+				memory.Filter{}, mustEmbed(t, vb, changed), 1)
+			return err == nil && len(hits) == 1 && hits[0].ID == m.ID && hits[0].Score > 0.999
 		})
-	}
+
+		if _, err := svcA.Transition(alice, m.ID, memory.ActionArchive); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B sees the archive", found(changed, memory.Filter{States: []memory.State{memory.StateArchived}}))
+
+		if _, err := svcA.Delete(alice, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B drops the deleted memory", func() bool { return vb.Len() == 0 })
+	})
 }
 
 func mustEmbed(t *testing.T, v *retrieval.Vectors, text string) []float32 {
