@@ -64,19 +64,11 @@ func coldTier(t *testing.T, w *world) {
 		// The same over MCP.
 		search := func(what string, args map[string]any) []string {
 			t.Helper()
-			r := call(t, cs[p], "search_memory", args)
-			w.noLeak(t, p, what, r.raw)
-			var out mcpserver.SearchOutput
-			if !r.decodeOK(t, p.name, what, &out) {
-				return nil
-			}
-			for _, v := range out.Results {
-				w.viewSameAsRecord(t, p, what, v)
+			return w.searchMCP(t, cs, p, what, args, func(v mcpserver.MemoryView) {
 				if !v.Cold {
 					t.Errorf("%s: %s: memory %s is not marked cold", p.name, what, v.ID)
 				}
-			}
-			return viewIDs(out.Results)
+			})
 		}
 		wantIDs(t, p, "search_memory with include_cold", search("search_memory with include_cold",
 			map[string]any{"query": "canary", "limit": 100, "include_cold": true, "detail": "full"}), w.live(p))

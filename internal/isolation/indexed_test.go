@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/codingbrain/codingbrain/internal/auth"
-	"github.com/codingbrain/codingbrain/internal/mcpserver"
 )
 
 // TestIndexedSearch runs searches on a service that searches through the
@@ -30,16 +29,7 @@ func TestIndexedSearch(t *testing.T) {
 		}
 		mcpSearch := func(what string, args map[string]any) []string {
 			t.Helper()
-			r := call(t, cs[p], "search_memory", args)
-			w.noLeak(t, p, what, r.raw)
-			var out mcpserver.SearchOutput
-			if !r.decodeOK(t, p.name, what, &out) {
-				return nil
-			}
-			for _, v := range out.Results {
-				w.viewSameAsRecord(t, p, what, v)
-			}
-			return viewIDs(out.Results)
+			return w.searchMCP(t, cs, p, what, args)
 		}
 		wantIDs(t, p, "lexical search", w.search(t, p, map[string]any{"query": "canary", "mode": "lexical", "limit": 100}), w.live(p))
 		wantIDs(t, p, "lexical search of every state", w.search(t, p, map[string]any{"query": "isolation canary", "mode": "lexical", "limit": 100,

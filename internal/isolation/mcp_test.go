@@ -326,6 +326,26 @@ func mustJSON(v any) []byte {
 	return b
 }
 
+// searchMCP calls search_memory as p and returns the results' ids, having
+// checked that the answer leaks nothing and that every result is the
+// record as p may see it (and passes each, when given).
+func (w *world) searchMCP(t *testing.T, cs clients, p *principal, what string, args map[string]any, each ...func(mcpserver.MemoryView)) []string {
+	t.Helper()
+	r := call(t, cs[p], "search_memory", args)
+	w.noLeak(t, p, what, r.raw)
+	var out mcpserver.SearchOutput
+	if !r.decodeOK(t, p.name, what, &out) {
+		return nil
+	}
+	for _, v := range out.Results {
+		w.viewSameAsRecord(t, p, what, v)
+		for _, f := range each {
+			f(v)
+		}
+	}
+	return viewIDs(out.Results)
+}
+
 func mcpSearch(t *testing.T, w *world, cs clients) {
 	for _, p := range w.principals {
 		if !can(p, auth.ScopeSearchRead) {
@@ -333,16 +353,7 @@ func mcpSearch(t *testing.T, w *world, cs clients) {
 		}
 		search := func(what string, args map[string]any) []string {
 			t.Helper()
-			r := call(t, cs[p], "search_memory", args)
-			w.noLeak(t, p, what, r.raw)
-			var out mcpserver.SearchOutput
-			if !r.decodeOK(t, p.name, what, &out) {
-				return nil
-			}
-			for _, v := range out.Results {
-				w.viewSameAsRecord(t, p, what, v)
-			}
-			return viewIDs(out.Results)
+			return w.searchMCP(t, cs, p, what, args)
 		}
 		wantIDs(t, p, "search_memory", search("search_memory", map[string]any{"query": "canary", "limit": 100, "detail": "full"}), w.live(p))
 		wantIDs(t, p, "search_memory of every state", search("search_memory of every state",
