@@ -71,6 +71,32 @@ func execOn(t *testing.T, url, sql string) {
 	}
 }
 
+// routed opens the primary (migrating it when asked) and the replica of
+// the two clusters and routes reads between them with o; it is closed when
+// the test ends.
+func routed(t *testing.T, primary, replica *pgtest.Cluster, migrate bool, o postgres.ReplicaOptions) *postgres.Routed {
+	t.Helper()
+	p, err := postgres.Open(t.Context(), postgres.Config{URL: primary.URL("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if migrate {
+		if _, err := p.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := postgres.OpenReplica(postgres.Config{URL: replica.URL("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := postgres.NewRouted(t.Context(), p, []*postgres.Store{rs}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 // TestReplicaRouting runs a real primary and a streaming replica
 // (pg_basebackup -R): reads go to the replica; a principal reads its own
 // writes at once, 1,000 times in a row; reads fall back to the primary
@@ -80,28 +106,13 @@ func TestReplicaRouting(t *testing.T) {
 	primary := pgtest.New(t)
 	replica := pgtest.Replica(t, primary)
 	ctx := t.Context()
-	p, err := postgres.Open(ctx, postgres.Config{URL: primary.URL("postgres")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := postgres.OpenReplica(postgres.Config{URL: replica.URL("postgres")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
 	// MaxLag is below any lag a check can measure, so a replica that has
 	// not replayed everything the primary had at the check gets no reads.
 	// Checks run only when the test calls Check.
-	r, err := postgres.NewRouted(ctx, p, []*postgres.Store{rs}, postgres.ReplicaOptions{
+	r := routed(t, primary, replica, true, postgres.ReplicaOptions{
 		MaxLag: time.Microsecond, CheckInterval: time.Hour, BreakerTimeout: 50 * time.Millisecond, Registerer: reg,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
 	svc := memory.NewService(r, memory.Options{})
 	alice := auth.WithPrincipal(ctx, auth.Principal{Subject: "alice", OrgID: "acme", Grants: []string{"org:acme"}})
 	bob := auth.WithPrincipal(ctx, auth.Principal{Subject: "bob", OrgID: "acme", Grants: []string{"org:acme"}})
@@ -250,27 +261,10 @@ func TestReplicaRoutingTwoServers(t *testing.T) {
 	t.Cleanup(func() { shared.Close() })
 	ctx := t.Context()
 	server := func(migrate bool) (*postgres.Routed, *memory.Service, *prometheus.Registry) {
-		p, err := postgres.Open(ctx, postgres.Config{URL: primary.URL("postgres")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if migrate {
-			if _, err := p.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		rs, err := postgres.OpenReplica(postgres.Config{URL: replica.URL("postgres")})
-		if err != nil {
-			t.Fatal(err)
-		}
 		reg := prometheus.NewRegistry()
-		r, err := postgres.NewRouted(ctx, p, []*postgres.Store{rs}, postgres.ReplicaOptions{
+		r := routed(t, primary, replica, migrate, postgres.ReplicaOptions{
 			MaxLag: time.Minute, CheckInterval: time.Hour, Writes: shared, Registerer: reg,
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
 		return r, memory.NewService(r, memory.Options{}), reg
 	}
 	r1, svc1, _ := server(true)
