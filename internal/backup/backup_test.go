@@ -64,19 +64,7 @@ func sums(t *testing.T, src backup.Source) map[string]backup.TableInfo {
 func roundTrip(t *testing.T, src, dst storetest.BackupStore) {
 	ctx := t.Context()
 	storetest.Seed(t, src)
-	dir := backup.Dir{Path: t.TempDir()}
-	res, err := backup.Create(ctx, src, dir, backup.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := dir.Open(ctx, res.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if _, err := backup.Restore(ctx, rc, dst, backup.RestoreOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	res := storetest.CopyByBackup(t, src, dst)
 	want, got := sums(t, src), sums(t, dst)
 	for table := range want {
 		if got[table] != want[table] || res.Manifest.Tables[table] != want[table] {

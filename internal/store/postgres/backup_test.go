@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/codingbrain/codingbrain/internal/backup"
 	"github.com/codingbrain/codingbrain/internal/pgtest"
 	"github.com/codingbrain/codingbrain/internal/store/storetest"
 )
@@ -38,7 +37,6 @@ func indexes(t *testing.T, url string) []string {
 // TestBulkLoadKeepsIndexes: a restore into an empty database drops the
 // non-unique indexes for the load and builds every one of them again.
 func TestBulkLoadKeepsIndexes(t *testing.T) {
-	ctx := t.Context()
 	srcURL, dstURL := pgtest.Database(t), pgtest.Database(t)
 	src, dst := openStore(t, srcURL), openStore(t, dstURL)
 	storetest.Seed(t, src)
@@ -46,16 +44,7 @@ func TestBulkLoadKeepsIndexes(t *testing.T) {
 	if len(want) < 8 {
 		t.Fatalf("a migrated database has only these indexes: %v", want)
 	}
-	dir := backup.Dir{Path: t.TempDir()}
-	res, err := backup.Create(ctx, src, dir, backup.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, _ := dir.Open(ctx, res.Name)
-	defer rc.Close()
-	if _, err := backup.Restore(ctx, rc, dst, backup.RestoreOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.CopyByBackup(t, src, dst)
 	if got := indexes(t, dstURL); !slices.Equal(got, want) {
 		t.Errorf("indexes after restore:\n%v\nwant\n%v", got, want)
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/codingbrain/codingbrain/internal/backup"
 	"github.com/codingbrain/codingbrain/internal/store/sqlite"
 	"github.com/codingbrain/codingbrain/internal/store/storetest"
 )
@@ -63,16 +62,7 @@ func TestBulkLoadKeepsSchema(t *testing.T) {
 	defer dst.Close()
 	want := schemaObjects(t, dstPath)
 	storetest.Seed(t, src)
-	target := backup.Dir{Path: t.TempDir()}
-	res, err := backup.Create(ctx, src, target, backup.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, _ := target.Open(ctx, res.Name)
-	defer rc.Close()
-	if _, err := backup.Restore(ctx, rc, dst, backup.RestoreOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.CopyByBackup(t, src, dst)
 	if got := schemaObjects(t, dstPath); !slices.Equal(got, want) || len(want) < 10 {
 		t.Errorf("triggers and indexes after restore:\n%v\nwant\n%v", got, want)
 	}

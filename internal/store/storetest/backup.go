@@ -30,6 +30,28 @@ type BackupStore interface {
 	SetRetentionPolicy(ctx context.Context, p gdpr.RetentionPolicy) error
 }
 
+// CopyByBackup backs src up into a temporary directory and restores that
+// archive into dst, with the default options, and returns the backup's
+// result.
+func CopyByBackup(t testing.TB, src backup.Source, dst backup.Loader) backup.Result {
+	t.Helper()
+	ctx := t.Context()
+	dir := backup.Dir{Path: t.TempDir()}
+	res, err := backup.Create(ctx, src, dir, backup.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := dir.Open(ctx, res.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := backup.Restore(ctx, rc, dst, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // Seed fills every table a backup copies: memories of two orgs (one updated,
 // one archived, one with tags, evidence, metadata, validity and an
 // idempotency key), their history, access-log rows, a link, an API key,

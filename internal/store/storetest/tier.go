@@ -232,19 +232,7 @@ func testBackupTiers(t *testing.T, open func(t *testing.T) BackupStore) {
 		t.Fatalf("tiers before the backup: %d hot, %d cold, %v", hot, cold, err)
 	}
 	want := checksums(t, src)
-	dir := backup.Dir{Path: t.TempDir()}
-	res, err := backup.Create(ctx, src, dir, backup.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := dir.Open(ctx, res.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if _, err := backup.Restore(ctx, rc, dst, backup.RestoreOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	CopyByBackup(t, src, dst)
 	if got := checksums(t, dst); got[backup.TableMemories] != want[backup.TableMemories] {
 		t.Errorf("restored memories %+v, want %+v", got[backup.TableMemories], want[backup.TableMemories])
 	}
